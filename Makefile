@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+export BOOKINGS_SOURCE ?= $(if $(wildcard ../shared/data/hotel_bookings.csv.zip),$(abspath ../shared/data/hotel_bookings.csv.zip),)
+export BOOKING_PLATFORM_HOME ?= $(abspath data)
+
+.PHONY: venv run test dev lint benchmark
+
+$(BIN)/booking-platform: pyproject.toml uv.lock
+	@if command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv; then \
+		uv sync --frozen; \
+	else \
+		python3 -m venv $(VENV) && $(BIN)/pip install --quiet -r requirements.lock -e .; \
+	fi
+	@touch $@
+
+venv: $(BIN)/booking-platform
+
+run: venv
+	$(BIN)/booking-platform run
+
+test: venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check booking_platform booking_platform_tests benchmarks
+
+dev: venv
+	$(BIN)/python -m booking_platform.dev --host 127.0.0.1 --port 3000
+
+benchmark: venv
+	$(BIN)/python benchmarks/seed_model_comparison.py
+	$(BIN)/python benchmarks/speed.py

@@ -1,0 +1,72 @@
+"""Settings read from the environment; no Dagster here, so the CLI and tests share them.
+
+BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cached under the home)
+BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
+BOOKING_PLATFORM_HOME  where every output goes; default ./data
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+DEFAULT_AS_OF = "2017-05-01"
+PUBLIC_SOURCE_URL = (
+    "https://raw.githubusercontent.com/rfordatascience/tidytuesday/master/data/2020/2020-02-11/"
+    "hotels.csv"
+)
+MODEL_NAME = "booking_cancellation"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    source: str
+    as_of: date
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.home / "mlflow" / "artifacts"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+
+def _default_source(home: Path) -> str:
+    local = sorted(glob.glob(str(home / "raw" / "hotel_bookings.csv*")))
+    return local[0] if local else PUBLIC_SOURCE_URL
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read the settings; `env` defaults to os.environ (tests pass their own)."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("BOOKING_PLATFORM_HOME") or "data").resolve()
+    source = env.get("BOOKINGS_SOURCE") or _default_source(home)
+    if "://" not in source:
+        source = str(Path(source).resolve())
+    as_of_text = env.get("BOOKINGS_AS_OF") or DEFAULT_AS_OF
+    try:
+        as_of = date.fromisoformat(as_of_text)
+    except ValueError as error:
+        raise ValueError(f"BOOKINGS_AS_OF must be YYYY-MM-DD, got {as_of_text!r}") from error
+    return Settings(home=home, source=source, as_of=as_of)

@@ -1,0 +1,157 @@
+"""From raw text to typed bookings: real dates, NA handling, and a quarantine for invalid rows.
+
+Nothing is dropped silently: every raw row ends up either in the cleaned frame or in the
+quarantine frame with a reason (raw = cleaned + quarantined, by count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from booking_platform.core.source import FEATURE_SOURCE_COLUMNS, OUTCOME_COLUMNS
+
+HOTELS = ("City Hotel", "Resort Hotel")
+RESERVATION_STATUSES = ("Canceled", "Check-Out", "No-Show")
+MAX_ADR = 1000.0  # above any real room rate in the data but its single 5,400 typo
+MAX_LEAD_TIME_DAYS = 1000
+# NA means "none" for these columns in the PMS export (README of the data set).
+NA_FILL = {"children": 0.0, "agent": 0.0, "company": 0.0, "country": "Unknown"}
+
+
+@dataclass(frozen=True)
+class CleaningResult:
+    cleaned: pd.DataFrame
+    quarantined: pd.DataFrame  # the raw text columns, plus `reason`
+
+
+def parse_dates(text: pd.Series) -> pd.Series:
+    """Parse ISO (2017-05-01) or US (5/1/2017) dates, as both appear in copies of this data."""
+    iso = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    us = pd.to_datetime(text, format="%m/%d/%Y", errors="coerce")
+    return iso.fillna(us)
+
+
+def type_bookings(raw: pd.DataFrame) -> pd.DataFrame:
+    """Source-schema columns (text or numbers) to typed columns with real dates.
+
+    Values that do not parse become NA; `clean_bookings` quarantines such rows. Bookings without
+    a booking_id are numbered from 1 in their order.
+    """
+    ids = raw["booking_id"] if "booking_id" in raw else pd.RangeIndex(1, len(raw) + 1)
+    typed = pd.DataFrame({"booking_id": np.asarray(ids, dtype="int64")}, index=raw.index)
+    for column, kind in {**FEATURE_SOURCE_COLUMNS, **OUTCOME_COLUMNS}.items():
+        if column not in raw:
+            continue
+        if kind == "str":
+            typed[column] = raw[column]
+        else:
+            typed[column] = pd.to_numeric(raw[column], errors="coerce")
+    for column, value in NA_FILL.items():
+        typed[column] = typed[column].fillna(value)
+    month = pd.to_datetime(typed["arrival_date_month"], format="%B", errors="coerce").dt.month
+    typed["arrival_date"] = pd.to_datetime(
+        pd.DataFrame(
+            {
+                "year": typed["arrival_date_year"],
+                "month": month,
+                "day": typed["arrival_date_day_of_month"],
+            }
+        ),
+        errors="coerce",
+    )
+    typed["booking_date"] = typed["arrival_date"] - pd.to_timedelta(typed["lead_time"], unit="D")
+    if "reservation_status_date" in typed:
+        typed["reservation_status_date"] = parse_dates(typed["reservation_status_date"])
+    return typed
+
+
+def _reasons(typed: pd.DataFrame) -> pd.Series:
+    """One text per row: every rule the row breaks, joined by '; ' (empty when valid)."""
+    required = [c for c in FEATURE_SOURCE_COLUMNS if c not in NA_FILL]
+    guests = typed["adults"] + typed["children"] + typed["babies"]
+    rules: dict[str, pd.Series] = {"missing value in " + c: typed[c].isna() for c in required}
+    rules |= {
+        "unknown hotel": ~typed["hotel"].isin(HOTELS),
+        "impossible arrival date": typed["arrival_date"].isna(),
+        "negative lead_time": typed["lead_time"] < 0,
+        f"lead_time above {MAX_LEAD_TIME_DAYS} days": typed["lead_time"] > MAX_LEAD_TIME_DAYS,
+        "negative adr": typed["adr"] < 0,
+        f"adr above {MAX_ADR:.0f}": typed["adr"] > MAX_ADR,
+        "zero guests": guests <= 0,
+        "negative count": (
+            typed[
+                [
+                    "adults",
+                    "children",
+                    "babies",
+                    "stays_in_weekend_nights",
+                    "stays_in_week_nights",
+                    "previous_cancellations",
+                    "previous_bookings_not_canceled",
+                    "required_car_parking_spaces",
+                    "total_of_special_requests",
+                ]
+            ]
+            < 0
+        ).any(axis=1),
+    }
+    if "is_canceled" in typed:
+        status_date = typed["reservation_status_date"]
+        cancelled = typed["reservation_status"].isin(("Canceled", "No-Show"))
+        rules |= {
+            "is_canceled not 0/1": ~typed["is_canceled"].isin((0, 1)),
+            "unknown reservation_status": ~typed["reservation_status"].isin(RESERVATION_STATUSES),
+            "is_canceled disagrees with reservation_status": (
+                typed["is_canceled"].eq(1) != cancelled
+            )
+            & typed["reservation_status"].isin(RESERVATION_STATUSES),
+            "impossible reservation_status_date": status_date.isna(),
+            "reservation_status_date before booking date": status_date < typed["booking_date"],
+            "check-out dated before arrival": (
+                typed["reservation_status"].eq("Check-Out") & (status_date < typed["arrival_date"])
+            ),
+        }
+    reasons = pd.Series("", index=typed.index)
+    for text, broken in rules.items():
+        broken = broken.fillna(False).to_numpy(dtype=bool)
+        reasons[broken] = np.where(reasons[broken] == "", text, reasons[broken] + "; " + text)
+    return reasons
+
+
+def clean_bookings(raw: pd.DataFrame) -> CleaningResult:
+    """Type the raw text frame and split it into cleaned and quarantined rows."""
+    typed = type_bookings(raw)
+    reasons = _reasons(typed)
+    invalid = reasons != ""
+    quarantined = raw[invalid].copy()
+    quarantined["reason"] = reasons[invalid]
+    cleaned = typed[~invalid].copy()
+    for column in ("lead_time", "adults", "babies", "arrival_date_year"):
+        cleaned[column] = cleaned[column].astype("int64")
+    if "is_canceled" in cleaned:
+        cleaned["is_canceled"] = cleaned["is_canceled"].astype("int64")
+    return CleaningResult(cleaned.reset_index(drop=True), quarantined.reset_index(drop=True))
+
+
+def history(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Bookings that arrived before the as-of date: their label is final."""
+    return cleaned[cleaned["arrival_date"] < pd.Timestamp(as_of)]
+
+
+def open_bookings(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Bookings made before the as-of date, arriving on or after it, not yet cancelled.
+
+    These are what the platform scores. A booking made after the as-of date does not exist yet
+    in a PMS export taken on that date; one cancelled before it is a known outcome.
+    """
+    cutoff = pd.Timestamp(as_of)
+    cancelled_before = cleaned["reservation_status"].eq("Canceled") & (
+        cleaned["reservation_status_date"] < cutoff
+    )
+    return cleaned[
+        (cleaned["arrival_date"] >= cutoff) & (cleaned["booking_date"] < cutoff) & ~cancelled_before
+    ]

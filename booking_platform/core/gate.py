@@ -1,0 +1,81 @@
+"""The promotion gate: absolute floors, then "not worse than the champion on the same holdout"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from booking_platform.core.training import CancellationModel, ValidatedModel, calibration_error
+
+MIN_ROC_AUC = 0.80
+MAX_CALIBRATION_ERROR = 0.08
+# The candidate may trail the champion by this much AUC (noise between close models).
+CHAMPION_TOLERANCE = 0.005
+MIN_COMPARISON_ROWS = 500
+
+
+@dataclass
+class GateDecision:
+    passed: bool
+    comparisons: list[str] = field(default_factory=list)
+    champion_roc_auc: float | None = None
+    candidate_roc_auc_on_shared_rows: float | None = None
+
+
+def judge(
+    validated: ValidatedModel,
+    champion: CancellationModel | None,
+    champion_version: str | None = None,
+) -> GateDecision:
+    """Decide whether the candidate may become champion; every comparison is stated in words."""
+    metrics = validated.metrics
+    decision = GateDecision(passed=True)
+
+    def compare(ok: bool, text: str) -> None:
+        decision.passed &= ok
+        decision.comparisons.append(("PASS " if ok else "FAIL ") + text)
+
+    compare(
+        metrics["roc_auc"] >= MIN_ROC_AUC,
+        f"holdout ROC AUC {metrics['roc_auc']:.4f} >= floor {MIN_ROC_AUC}",
+    )
+    compare(
+        metrics["calibration_error"] <= MAX_CALIBRATION_ERROR,
+        f"holdout calibration error {metrics['calibration_error']:.4f} "
+        f"<= ceiling {MAX_CALIBRATION_ERROR}",
+    )
+    if champion is None:
+        decision.comparisons.append("SKIP no champion yet: floors only")
+        return decision
+    # The champion must not be judged on rows it was trained on: keep holdout arrivals on or
+    # after the champion's training end.
+    shared = (validated.holdout["arrival_date"] >= pd.Timestamp(champion.train_end)).to_numpy()
+    labels = validated.holdout["is_canceled"].to_numpy()[shared]
+    if shared.sum() < MIN_COMPARISON_ROWS or len(np.unique(labels)) < 2:
+        decision.comparisons.append(
+            f"SKIP champion v{champion_version} was trained on arrivals before "
+            f"{champion.train_end}; only {int(shared.sum())} holdout rows are new to it "
+            f"(< {MIN_COMPARISON_ROWS}): floors only"
+        )
+        return decision
+    champion_proba = champion.predict_proba(validated.holdout[shared])
+    candidate_proba = validated.holdout_proba[shared]
+    decision.champion_roc_auc = float(roc_auc_score(labels, champion_proba))
+    decision.candidate_roc_auc_on_shared_rows = float(roc_auc_score(labels, candidate_proba))
+    compare(
+        decision.candidate_roc_auc_on_shared_rows >= decision.champion_roc_auc - CHAMPION_TOLERANCE,
+        f"ROC AUC {decision.candidate_roc_auc_on_shared_rows:.4f} vs champion "
+        f"v{champion_version} {decision.champion_roc_auc:.4f} on the same {int(shared.sum()):,} "
+        f"holdout rows (tolerance {CHAMPION_TOLERANCE})",
+    )
+    champion_ece = calibration_error(labels, champion_proba)
+    candidate_ece = calibration_error(labels, candidate_proba)
+    compare(
+        candidate_ece <= max(champion_ece * 1.5, MAX_CALIBRATION_ERROR / 2),
+        f"calibration error {candidate_ece:.4f} vs champion {champion_ece:.4f} "
+        f"(allowed up to 1.5x the champion's, or {MAX_CALIBRATION_ERROR / 2})",
+    )
+    return decision

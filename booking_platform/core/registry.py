@@ -1,0 +1,155 @@
+"""MLflow tracking and registry: one run per candidate, alias `champion` for production."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: plots are files, never windows
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+
+from booking_platform.core.cleaning import type_bookings  # noqa: E402
+from booking_platform.core.source import FEATURE_SOURCE_COLUMNS  # noqa: E402
+from booking_platform.core.training import CancellationModel, ValidatedModel  # noqa: E402
+
+EXPERIMENT_NAME = "booking_cancellation"
+CHAMPION = "champion"
+REFERENCE_ARTIFACT = "reference/features.parquet"
+REFERENCE_ROWS = 5000
+# Listed by hand: inferring requirements costs seconds per model and lists unrelated packages.
+PIP_REQUIREMENTS = ["lightgbm", "pandas<3", "scikit-learn", "booking_platform"]
+
+
+class CancellationPyfunc(mlflow.pyfunc.PythonModel):
+    """Scores bookings in the source schema; returns probabilities, not labels."""
+
+    def __init__(self, model: CancellationModel) -> None:
+        self.model = model
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ARG002
+        bookings = type_bookings(model_input)
+        return pd.DataFrame({"cancel_probability": self.model.predict_proba(bookings)})
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    version: str
+    run_id: str
+    model: CancellationModel
+
+
+def use_store(tracking_uri: str, artifact_root: Path) -> str:
+    """Point MLflow at the store and make sure the experiment keeps artifacts under the home."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is not None:
+        return experiment.experiment_id
+    artifact_root.mkdir(parents=True, exist_ok=True)
+    return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root.as_uri())
+
+
+def _importance_figure(model: CancellationModel) -> plt.Figure:
+    booster = model.classifier.booster_
+    gains = pd.Series(
+        booster.feature_importance(importance_type="gain"), index=booster.feature_name()
+    ).nlargest(20)[::-1]
+    figure, axis = plt.subplots(figsize=(8, 6))
+    axis.barh(gains.index, gains.to_numpy())
+    axis.set_xlabel("total gain")
+    axis.set_title("Feature importance (top 20)")
+    figure.tight_layout()
+    return figure
+
+
+def log_candidate(
+    experiment_id: str,
+    validated: ValidatedModel,
+    reference_features: pd.DataFrame,
+    params: dict,
+    tags: dict[str, str],
+) -> tuple[str, str]:
+    """Log one candidate as its own MLflow run; returns the run id and the logged model's URI."""
+    example = type_bookings(validated.holdout.head(5))[list(FEATURE_SOURCE_COLUMNS)]
+    pyfunc = CancellationPyfunc(validated.model)
+    signature = infer_signature(example, pyfunc.predict(None, example))
+    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+        mlflow.log_params(params)
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in validated.metrics.items()})
+        figure = _importance_figure(validated.model)
+        mlflow.log_figure(figure, "plots/feature_importance.png")
+        plt.close(figure)
+        with tempfile.TemporaryDirectory() as scratch:
+            sample = reference_features.sample(
+                min(REFERENCE_ROWS, len(reference_features)), random_state=0
+            )
+            path = Path(scratch) / "features.parquet"
+            sample.to_parquet(path)
+            mlflow.log_artifact(str(path), artifact_path="reference")
+        mlflow.log_dict(
+            {"holdout_start": str(validated.holdout_start.date()), **validated.metrics},
+            "holdout_metrics.json",
+        )
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=pyfunc,
+            signature=signature,
+            input_example=example,
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+        return run.info.run_id, info.model_uri
+
+
+def load_alias(model_name: str, alias: str = CHAMPION) -> RegisteredVersion | None:
+    """The model version behind an alias, or None when the alias does not exist yet."""
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version.version}")
+    return RegisteredVersion(
+        version=str(version.version),
+        run_id=version.run_id,
+        model=pyfunc.unwrap_python_model().model,
+    )
+
+
+def reference_features(run_id: str) -> pd.DataFrame:
+    """The training-feature sample logged with a candidate: the drift reference."""
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_ARTIFACT)
+    return pd.read_parquet(path)
+
+
+def promote(model_name: str, model_uri: str, tags: dict[str, str]) -> tuple[str, str | None]:
+    """Register the logged model and move `champion` to it in one call.
+
+    The previous champion's version stays in the registry, tagged as replaced. Returns the new
+    version and the previous one (None for the first model).
+    """
+    client = MlflowClient()
+    previous = load_alias_version(model_name)
+    version = mlflow.register_model(model_uri, model_name, tags=tags)
+    client.set_registered_model_alias(model_name, CHAMPION, version.version)
+    if previous is not None:
+        client.set_model_version_tag(
+            model_name, previous, "replaced_by_version", str(version.version)
+        )
+        client.set_model_version_tag(model_name, previous, "previous_champion", "true")
+    return str(version.version), previous
+
+
+def load_alias_version(model_name: str, alias: str = CHAMPION) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        return None

@@ -1,0 +1,176 @@
+"""Reading a bookings source (CSV, zipped CSV or URL) into a frame of raw strings.
+
+Everything that makes the whole file unusable (missing file, unreadable zip, empty file, wrong
+delimiter, missing column, text in a numeric column) raises SourceError naming the file and the
+problem, before anything downstream is written. Row-level problems are left to cleaning, which
+quarantines them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+# The source schema: column -> kind. "int"/"float" must parse as numbers; "str" is free text.
+FEATURE_SOURCE_COLUMNS: dict[str, str] = {
+    "hotel": "str",
+    "lead_time": "int",
+    "arrival_date_year": "int",
+    "arrival_date_month": "str",
+    "arrival_date_week_number": "int",
+    "arrival_date_day_of_month": "int",
+    "stays_in_weekend_nights": "int",
+    "stays_in_week_nights": "int",
+    "adults": "int",
+    "children": "float",
+    "babies": "int",
+    "meal": "str",
+    "country": "str",
+    "market_segment": "str",
+    "distribution_channel": "str",
+    "is_repeated_guest": "int",
+    "previous_cancellations": "int",
+    "previous_bookings_not_canceled": "int",
+    "reserved_room_type": "str",
+    "assigned_room_type": "str",
+    "booking_changes": "int",
+    "deposit_type": "str",
+    "agent": "float",
+    "company": "float",
+    "days_in_waiting_list": "int",
+    "customer_type": "str",
+    "adr": "float",
+    "required_car_parking_spaces": "int",
+    "total_of_special_requests": "int",
+}
+# Outcome columns: present in a PMS export, optional in a file sent for scoring.
+OUTCOME_COLUMNS: dict[str, str] = {
+    "is_canceled": "int",
+    "reservation_status": "str",
+    "reservation_status_date": "str",
+}
+SOURCE_SCHEMA: dict[str, str] = {**FEATURE_SOURCE_COLUMNS, **OUTCOME_COLUMNS}
+NA_MARKERS = ["", "NA", "NULL", "NaN", "nan"]
+
+
+class SourceError(ValueError):
+    """The source as a whole cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class RawSource:
+    frame: pd.DataFrame  # every column as text (None for NA), plus an int booking_id
+    path: Path
+    sha256: str
+
+
+def resolve_source(source: str, cache_dir: Path) -> Path:
+    """Return a local path for `source`; an http(s) URL is downloaded once into `cache_dir`."""
+    if source.startswith(("http://", "https://")):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        target = cache_dir / Path(source.split("?")[0]).name
+        if not target.exists():
+            partial = target.with_suffix(target.suffix + ".part")
+            try:
+                urllib.request.urlretrieve(source, partial)  # noqa: S310 (configured URL)
+            except OSError as error:
+                raise SourceError(f"{source}: download failed: {error}") from error
+            partial.rename(target)
+        return target
+    path = Path(source)
+    if not path.exists():
+        raise SourceError(f"{path}: file not found (set BOOKINGS_SOURCE to a .csv or .zip)")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_text_frame(path: Path) -> pd.DataFrame:
+    read = dict(dtype=str, keep_default_na=False, na_values=NA_MARKERS)
+    if path.suffix == ".zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = [n for n in archive.namelist() if n.endswith(".csv")]
+                if len(members) != 1:
+                    raise SourceError(
+                        f"{path}: expected exactly one .csv inside the zip, found {members}"
+                    )
+                with archive.open(members[0]) as handle:
+                    return pd.read_csv(handle, **read)
+        except zipfile.BadZipFile as error:
+            raise SourceError(f"{path}: not a readable zip file ({error})") from error
+    return pd.read_csv(path, **read)
+
+
+def _check_numeric(frame: pd.DataFrame, path: Path, schema: dict[str, str]) -> None:
+    for column, kind in schema.items():
+        if kind == "str" or column not in frame:
+            continue
+        text = frame[column]
+        parsed = pd.to_numeric(text, errors="coerce")
+        bad = text.notna() & parsed.isna()
+        if bad.any():
+            rows = (frame.index[bad] + 2).tolist()  # +2: header line, 1-based lines
+            sample = text[bad].unique()[:3].tolist()
+            raise SourceError(
+                f"{path}: column {column!r} must be numeric but has text {sample} "
+                f"on {int(bad.sum())} row(s), file lines {rows[:10]}"
+                + (" ..." if len(rows) > 10 else "")
+            )
+
+
+def parse_bookings_frame(
+    frame: pd.DataFrame, path: Path, require_outcomes: bool = True
+) -> pd.DataFrame:
+    """Check a text frame against the source schema and give it a booking_id.
+
+    The booking_id is the source's own column when present, else the 1-based row number in the
+    file, which is stable for a given export.
+    """
+    if frame.empty:
+        raise SourceError(f"{path}: the file has no data rows")
+    required = SOURCE_SCHEMA if require_outcomes else FEATURE_SOURCE_COLUMNS
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        if len(frame.columns) == 1 and any(sep in frame.columns[0] for sep in ";\t|"):
+            raise SourceError(
+                f"{path}: found a single column {frame.columns[0][:60]!r}...; the file must be "
+                "comma-separated (wrong delimiter?)"
+            )
+        raise SourceError(f"{path}: missing column(s) {missing}")
+    _check_numeric(frame, path, required)
+    frame = frame.copy()
+    if "booking_id" in frame.columns:
+        ids = pd.to_numeric(frame["booking_id"], errors="coerce")
+        if ids.isna().any() or ids.duplicated().any():
+            bad = (frame.index[ids.isna() | ids.duplicated()] + 2).tolist()[:10]
+            raise SourceError(f"{path}: booking_id must be unique integers; bad file lines {bad}")
+        frame["booking_id"] = ids.astype("int64")
+    else:
+        frame.insert(0, "booking_id", pd.RangeIndex(1, len(frame) + 1, dtype="int64"))
+    return frame
+
+
+def read_bookings(path: Path, require_outcomes: bool = True) -> RawSource:
+    """Read and check a bookings file; raises SourceError on anything that is not usable."""
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path}: the file is empty")
+    try:
+        frame = _read_text_frame(path)
+    except pd.errors.EmptyDataError as error:
+        raise SourceError(f"{path}: the file is empty") from error
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise SourceError(f"{path}: not a readable CSV ({error})") from error
+    frame = parse_bookings_frame(frame, path, require_outcomes)
+    return RawSource(frame=frame, path=path, sha256=file_sha256(path))

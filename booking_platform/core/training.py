@@ -1,0 +1,151 @@
+"""Training and out-of-time validation of the cancellation model (LightGBM)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from booking_platform.core.features import FeatureBuilder
+
+SEED = 42
+N_JOBS = 2  # the machine has 2 cores; LightGBM's default can oversubscribe badly
+DEFAULT_PARAMS: dict[str, float | int | str | bool] = {
+    # Chosen on the 2017-05-01 split among a handful of settings: smaller, faster models
+    # generalised as well as 800-tree ones (within 0.002 AUC) at a third of the fit time.
+    "objective": "binary",
+    "learning_rate": 0.1,
+    "n_estimators": 250,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "max_bin": 63,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.7,
+    "reg_lambda": 1.0,
+    "cat_smooth": 20,
+    "random_state": SEED,
+    "n_jobs": N_JOBS,
+    "deterministic": True,
+    "force_col_wise": True,
+    "verbose": -1,
+}
+HOLDOUT_MONTHS = 2
+DECISION_THRESHOLD = 0.5
+
+
+@dataclass
+class CancellationModel:
+    """What gets registered: the fitted feature builder and the booster, scored together."""
+
+    builder: FeatureBuilder
+    classifier: lgb.LGBMClassifier
+    threshold: float = DECISION_THRESHOLD
+    train_end: str = ""  # arrivals before this date trained the model
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def predict_proba(self, bookings: pd.DataFrame) -> np.ndarray:
+        return self.classifier.predict_proba(self.builder.transform(bookings))[:, 1]
+
+
+def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over equal-width probability bins."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(proba, edges[1:-1]), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            error += in_bin.mean() * abs(proba[in_bin].mean() - y_true[in_bin].mean())
+    return float(error)
+
+
+def classification_metrics(
+    y_true: np.ndarray, proba: np.ndarray, threshold: float = DECISION_THRESHOLD
+) -> dict[str, float]:
+    y_true = np.asarray(y_true)
+    predicted = (proba >= threshold).astype(int)
+    return {
+        "roc_auc": float(roc_auc_score(y_true, proba)),
+        "pr_auc": float(average_precision_score(y_true, proba)),
+        "accuracy": float(accuracy_score(y_true, predicted)),
+        "precision": float(precision_score(y_true, predicted, zero_division=0)),
+        "recall": float(recall_score(y_true, predicted, zero_division=0)),
+        "f1": float(f1_score(y_true, predicted, zero_division=0)),
+        "brier": float(brier_score_loss(y_true, proba)),
+        "calibration_error": calibration_error(y_true, proba),
+        "rows": float(len(y_true)),
+        "positive_rate": float(np.mean(y_true)),
+    }
+
+
+def holdout_start(as_of: date, months: int = HOLDOUT_MONTHS) -> pd.Timestamp:
+    """First day of the out-of-time holdout: the latest `months` whole months before as-of."""
+    return (pd.Timestamp(as_of) - pd.DateOffset(months=months)).normalize()
+
+
+def fit_classifier(
+    features: pd.DataFrame, labels: np.ndarray, params: dict | None = None
+) -> lgb.LGBMClassifier:
+    classifier = lgb.LGBMClassifier(**{**DEFAULT_PARAMS, **(params or {})})
+    return classifier.fit(features, labels)
+
+
+@dataclass(frozen=True)
+class ValidatedModel:
+    model: CancellationModel  # refit on all history: what gets registered
+    metrics: dict[str, float]  # earned on the holdout by the same recipe fit before it
+    holdout: pd.DataFrame  # cleaned holdout rows, so the gate can score the champion on them
+    holdout_proba: np.ndarray
+    holdout_start: pd.Timestamp
+
+
+def train_and_validate(
+    history: pd.DataFrame,
+    builder: FeatureBuilder,
+    features: pd.DataFrame,
+    as_of: date,
+    params: dict | None = None,
+) -> ValidatedModel:
+    """Validate out of time, then refit on all history.
+
+    `features` are `builder.transform(history)`, aligned with `history`. The recipe is fit on
+    history before the holdout (the latest HOLDOUT_MONTHS months) and scored on the holdout;
+    those are the reported metrics. The registered model is the same recipe refit on all history,
+    because the most recent months matter most for bookings about to arrive (see README).
+    The point-in-time rates mean no row's features contain its own or any later outcome.
+    """
+    start = holdout_start(as_of)
+    in_holdout = (history["arrival_date"] >= start).to_numpy()
+    labels = history["is_canceled"].to_numpy()
+    if not in_holdout.any() or len(np.unique(labels[in_holdout])) < 2:
+        raise ValueError(f"no usable holdout: arrivals from {start.date()} to {as_of}")
+    if in_holdout.all():
+        raise ValueError(f"no history before the holdout start {start.date()}")
+    validation = fit_classifier(features[~in_holdout], labels[~in_holdout], params)
+    proba = validation.predict_proba(features[in_holdout])[:, 1]
+    metrics = classification_metrics(labels[in_holdout], proba)
+    final = CancellationModel(
+        builder=builder,
+        classifier=fit_classifier(features, labels, params),
+        train_end=str(as_of),
+    )
+    return ValidatedModel(
+        model=final,
+        metrics=metrics,
+        holdout=history[in_holdout],
+        holdout_proba=proba,
+        holdout_start=start,
+    )

@@ -1,0 +1,97 @@
+"""The DuckDB warehouse: every replacement is one transaction, so a failure keeps the old rows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+PREDICTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS predictions (
+    booking_id BIGINT NOT NULL,
+    cancel_probability DOUBLE NOT NULL,
+    predicted_cancel BOOLEAN NOT NULL,
+    threshold DOUBLE NOT NULL,
+    model_version VARCHAR NOT NULL,
+    as_of DATE NOT NULL,
+    scored_at TIMESTAMP NOT NULL
+)
+"""
+
+
+@contextmanager
+def connect(
+    path: Path, read_only: bool = False, attempts: int = 20
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse; DuckDB allows one writer process, so wait briefly for the lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        try:
+            connection = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def replace_tables(connection: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame]) -> None:
+    """Replace whole tables together, atomically."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        for name, frame in tables.items():
+            connection.register("incoming", frame)
+            connection.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM incoming')
+            connection.unregister("incoming")
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def read_table(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
+    return connection.execute(f'SELECT * FROM "{name}"').df()
+
+
+def replace_predictions(
+    connection: duckdb.DuckDBPyConnection, as_of: date, predictions: pd.DataFrame
+) -> None:
+    """Replace the rows of one as-of date in `predictions`; other dates are kept."""
+    connection.execute(PREDICTIONS_DDL)
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute("DELETE FROM predictions WHERE as_of = ?", [as_of])
+        connection.register("incoming", predictions)
+        connection.execute("INSERT INTO predictions BY NAME SELECT * FROM incoming")
+        connection.unregister("incoming")
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def latest_predictions(connection: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+    """The newest as-of date's predictions, riskiest first (empty before the first run)."""
+    exists = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'"
+    ).fetchone()[0]
+    if not exists:
+        return pd.DataFrame()
+    return connection.execute(
+        """
+        SELECT * FROM predictions
+        WHERE as_of = (SELECT max(as_of) FROM predictions)
+        ORDER BY cancel_probability DESC, booking_id
+        LIMIT ?
+        """,
+        [limit],
+    ).df()

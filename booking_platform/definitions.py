@@ -1,0 +1,23 @@
+"""The one Definitions object Dagit, the daemon, the CLI and the tests load."""
+
+import dagster as dg
+
+from booking_platform.config import Settings, load_settings
+from booking_platform.defs import checks
+from booking_platform.defs.assets import features, ingestion, modeling, monitoring, predictions
+from booking_platform.defs.jobs import booking_platform_job
+from booking_platform.defs.resources import build_resources
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(
+            [ingestion, features, modeling, monitoring, predictions]
+        ),
+        asset_checks=dg.load_asset_checks_from_modules([checks]),
+        jobs=[booking_platform_job],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(load_settings())

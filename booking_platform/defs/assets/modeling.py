@@ -1,0 +1,100 @@
+"""candidate_model (trained and logged to MLflow) and registered_model (the champion alias)."""
+
+import json
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from booking_platform.core import registry
+from booking_platform.core.features import FeatureSet
+from booking_platform.core.training import DEFAULT_PARAMS, ValidatedModel, train_and_validate
+from booking_platform.defs.resources import MlflowRegistry
+
+
+class CandidateConfig(dg.Config):
+    """LightGBM parameters to override, as JSON (e.g. '{"num_leaves": 15}')."""
+
+    params_json: str = "{}"
+
+
+@dataclass
+class Candidate:
+    """What the promotion gate judges and registered_model registers."""
+
+    run_id: str
+    model_uri: str
+    as_of: str
+    validated: ValidatedModel
+
+
+@dg.asset(group_name="modeling", kinds={"lightgbm", "mlflow"})
+def candidate_model(
+    context: dg.AssetExecutionContext,
+    config: CandidateConfig,
+    booking_features: FeatureSet,
+    mlflow_registry: MlflowRegistry,
+) -> dg.Output[Candidate]:
+    """LightGBM trained on history, validated out of time on its latest months, one MLflow run."""
+    overrides = json.loads(config.params_json)
+    history, features = booking_features.part("history")
+    validated = train_and_validate(
+        history, booking_features.builder, features, booking_features.as_of, overrides
+    )
+    run_id, model_uri = registry.log_candidate(
+        mlflow_registry.experiment_id(),
+        validated,
+        reference_features=features,
+        params={
+            **DEFAULT_PARAMS,
+            **overrides,
+            "as_of": str(booking_features.as_of),
+            "holdout_start": str(validated.holdout_start.date()),
+        },
+        tags={"dagster_run_id": context.run_id, "as_of": str(booking_features.as_of)},
+    )
+    metrics = validated.metrics
+    context.log.info(f"candidate run {run_id}: holdout ROC AUC {metrics['roc_auc']:.4f}")
+    return dg.Output(
+        Candidate(
+            run_id=run_id,
+            model_uri=model_uri,
+            as_of=str(booking_features.as_of),
+            validated=validated,
+        ),
+        metadata={
+            "mlflow_run_id": run_id,
+            "trained_on_rows": len(history),
+            "holdout": f"arrivals {validated.holdout_start.date()} .. {booking_features.as_of}"
+            f" (excl.), {int(metrics['rows']):,} rows",
+            **{f"holdout_{k}": float(v) for k, v in metrics.items() if k != "rows"},
+        },
+    )
+
+
+@dg.asset(group_name="modeling", kinds={"mlflow"})
+def registered_model(
+    context: dg.AssetExecutionContext, candidate_model: Candidate, mlflow_registry: MlflowRegistry
+) -> dg.MaterializeResult:
+    """Registers the gated candidate and moves alias `champion` to it in one step."""
+    mlflow_registry.experiment_id()
+    version, previous = registry.promote(
+        mlflow_registry.model_name,
+        candidate_model.model_uri,
+        tags={
+            "dagster_run_id": context.run_id,
+            "as_of": candidate_model.as_of,
+            "mlflow_run_id": candidate_model.run_id,
+            "holdout_roc_auc": f"{candidate_model.validated.metrics['roc_auc']:.4f}",
+        },
+    )
+    context.log.info(f"champion is now version {version} (was {previous})")
+    return dg.MaterializeResult(
+        metadata={
+            "model_name": mlflow_registry.model_name,
+            "champion_version": version,
+            "previous_champion_version": previous or "none",
+            "mlflow_run_id": candidate_model.run_id,
+            "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        }
+    )

@@ -1,0 +1,46 @@
+"""batch_predictions: the champion's scores for the open bookings, in DuckDB `predictions`."""
+
+import dagster as dg
+import pandas as pd
+
+from booking_platform.core.features import FeatureSet
+from booking_platform.core.scoring import score_bookings
+from booking_platform.core.warehouse import replace_predictions
+from booking_platform.defs.assets.modeling import registered_model
+from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
+
+
+@dg.asset(group_name="predictions", deps=[registered_model], kinds={"duckdb"})
+def batch_predictions(
+    context: dg.AssetExecutionContext,
+    booking_features: FeatureSet,
+    platform: PlatformSettings,
+    warehouse: Warehouse,
+    mlflow_registry: MlflowRegistry,
+) -> dg.MaterializeResult:
+    """Scores open bookings with the champion; a rerun for the same as-of replaces its rows."""
+    champion = mlflow_registry.champion()
+    if champion is None:
+        raise ValueError("no champion model in the registry: materialise registered_model first")
+    open_rows, _ = booking_features.part("open")
+    predictions = score_bookings(champion.model, open_rows, champion.version).assign(
+        as_of=booking_features.as_of, scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None)
+    )
+    with warehouse.connect() as connection:
+        replace_predictions(connection, booking_features.as_of, predictions)
+    context.log.info(f"wrote {len(predictions):,} predictions as of {booking_features.as_of}")
+    return dg.MaterializeResult(
+        metadata={
+            "table": f"{platform.settings.warehouse_path}::predictions",
+            "rows": len(predictions),
+            "as_of": str(booking_features.as_of),
+            "model_version": champion.version,
+            "predicted_cancellations": int(predictions["predicted_cancel"].sum()),
+            "mean_cancel_probability": float(predictions["cancel_probability"].mean()),
+            "top_risk": dg.MetadataValue.md(
+                predictions.nlargest(10, "cancel_probability")[
+                    ["booking_id", "cancel_probability"]
+                ].to_markdown(index=False)
+            ),
+        }
+    )

@@ -1,0 +1,116 @@
+"""Asset checks: data checks on cleaned_bookings and the promotion gate on candidate_model."""
+
+import dagster as dg
+
+from booking_platform.core import gate
+from booking_platform.core.cleaning import MAX_ADR
+from booking_platform.core.warehouse import read_table
+from booking_platform.defs.assets.ingestion import (
+    CLEANED_TABLE,
+    QUARANTINE_TABLE,
+    RAW_TABLE,
+    cleaned_bookings,
+)
+from booking_platform.defs.assets.modeling import Candidate, candidate_model
+from booking_platform.defs.resources import MlflowRegistry, Warehouse
+
+EXPECTED_TYPES = {
+    "booking_id": "BIGINT",
+    "lead_time": "BIGINT",
+    "adr": "DOUBLE",
+    "arrival_date": "TIMESTAMP_NS",
+    "booking_date": "TIMESTAMP_NS",
+    "is_canceled": "BIGINT",
+    "hotel": "VARCHAR",
+}
+
+
+def _query(warehouse: Warehouse, sql: str) -> list[tuple]:
+    with warehouse.connect(read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+@dg.asset_check(asset=cleaned_bookings, description="Columns exist with the expected types.")
+def cleaned_bookings_schema(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as connection:
+        actual = dict(
+            connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = ?",
+                [CLEANED_TABLE],
+            ).fetchall()
+        )
+    wrong = {c: actual.get(c, "missing") for c, t in EXPECTED_TYPES.items() if actual.get(c) != t}
+    return dg.AssetCheckResult(
+        passed=not wrong, metadata={"wrong_columns": dg.MetadataValue.json(wrong)}
+    )
+
+
+@dg.asset_check(asset=cleaned_bookings, description="Values within business ranges.")
+def cleaned_bookings_ranges(warehouse: Warehouse) -> dg.AssetCheckResult:
+    ((bad_adr, bad_lead, no_guests, bad_dates),) = _query(
+        warehouse,
+        f"""SELECT count(*) FILTER (WHERE adr < 0 OR adr > {MAX_ADR}),
+                   count(*) FILTER (WHERE lead_time < 0),
+                   count(*) FILTER (WHERE adults + children + babies <= 0),
+                   count(*) FILTER (WHERE booking_date > arrival_date)
+            FROM {CLEANED_TABLE}""",
+    )
+    return dg.AssetCheckResult(
+        passed=bad_adr + bad_lead + no_guests + bad_dates == 0,
+        metadata={
+            "adr_out_of_range": bad_adr,
+            "negative_lead_time": bad_lead,
+            "zero_guests": no_guests,
+            "booked_after_arrival": bad_dates,
+        },
+    )
+
+
+@dg.asset_check(asset=cleaned_bookings, description="No nulls; raw = cleaned + quarantined.")
+def cleaned_bookings_complete(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as connection:
+        cleaned = read_table(connection, CLEANED_TABLE)
+        (raw_rows,) = connection.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone()
+        (quarantined,) = connection.execute(f"SELECT count(*) FROM {QUARANTINE_TABLE}").fetchone()
+    nulls = {c: int(n) for c, n in cleaned.isna().sum().items() if n}
+    return dg.AssetCheckResult(
+        passed=not nulls and raw_rows == len(cleaned) + quarantined,
+        metadata={
+            "null_counts": dg.MetadataValue.json(nulls),
+            "raw_rows": raw_rows,
+            "cleaned_rows": len(cleaned),
+            "quarantined_rows": quarantined,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=candidate_model,
+    blocking=True,
+    description="Promotion gate: floors, then not worse than the champion on the same holdout.",
+)
+def promotion_gate(
+    candidate_model: Candidate, mlflow_registry: MlflowRegistry
+) -> dg.AssetCheckResult:
+    champion = mlflow_registry.champion()
+    decision = gate.judge(
+        candidate_model.validated,
+        champion.model if champion else None,
+        champion.version if champion else None,
+    )
+    metadata: dict[str, object] = {
+        "comparisons": dg.MetadataValue.md("\n".join(f"- {c}" for c in decision.comparisons)),
+        "candidate_run_id": candidate_model.run_id,
+        "champion_version": champion.version if champion else "none",
+        "candidate_holdout_roc_auc": candidate_model.validated.metrics["roc_auc"],
+    }
+    if decision.champion_roc_auc is not None:
+        metadata["champion_roc_auc_same_rows"] = decision.champion_roc_auc
+        metadata["candidate_roc_auc_same_rows"] = decision.candidate_roc_auc_on_shared_rows
+    return dg.AssetCheckResult(
+        passed=decision.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(decision.comparisons),
+        metadata=metadata,
+    )

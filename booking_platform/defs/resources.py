@@ -1,0 +1,74 @@
+"""Resources: where the platform's state lives (all under one data home) and as of when it runs.
+
+MLflow is wrapped in our own ConfigurableResource instead of dagster-mlflow's `mlflow_tracking`:
+that legacy (beta) resource opens one MLflow run per Dagster run and creates experiments with a
+relative artifact location, while a candidate needs its own run whose artifacts stay under the
+data home; see the README.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from booking_platform.config import MODEL_NAME, Settings
+from booking_platform.core import registry, warehouse
+
+
+class PlatformSettings(dg.ConfigurableResource):
+    """The data home, the bookings source and the as-of date (defaults: the environment)."""
+
+    home: str
+    source: str
+    as_of: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PlatformSettings":
+        return cls(home=str(settings.home), source=settings.source, as_of=str(settings.as_of))
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            home=Path(self.home), source=self.source, as_of=date.fromisoformat(self.as_of)
+        )
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB file; connections are short because DuckDB admits one writer process."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with warehouse.connect(Path(self.path), read_only=read_only) as connection:
+            yield connection
+
+
+class MlflowRegistry(dg.ConfigurableResource):
+    """MLflow's sqlite tracking store and model registry under the data home."""
+
+    tracking_uri: str
+    artifact_root: str
+    model_name: str = MODEL_NAME
+
+    def experiment_id(self) -> str:
+        return registry.use_store(self.tracking_uri, Path(self.artifact_root))
+
+    def champion(self) -> registry.RegisteredVersion | None:
+        self.experiment_id()
+        return registry.load_alias(self.model_name)
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    return {
+        "platform": PlatformSettings.from_settings(settings),
+        "warehouse": Warehouse(path=str(settings.warehouse_path)),
+        "mlflow_registry": MlflowRegistry(
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_root=str(settings.mlflow_artifact_root),
+        ),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_home / "io")),
+    }
