@@ -1,0 +1,65 @@
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from booking_platform.core.cleaning import clean_bookings, history, open_bookings
+from booking_platform.core.source import read_bookings
+from booking_platform_tests.synthetic import make_bookings, write_csv
+
+
+def _raw(frame: pd.DataFrame, tmp_path: Path) -> pd.DataFrame:
+    return read_bookings(write_csv(frame, tmp_path / "b.csv")).frame
+
+
+def test_invalid_rows_are_quarantined_with_reasons(tmp_path: Path) -> None:
+    frame = make_bookings(30)
+    frame.loc[0, "adr"] = -5.0
+    frame.loc[1, ["adults", "children", "babies"]] = [0, 0.0, 0]
+    frame.loc[2, ["arrival_date_month", "arrival_date_day_of_month"]] = ["February", 30]
+    frame.loc[3, "adr"] = -1.0
+    frame.loc[3, "adults"] = 0
+    frame.loc[3, "children"] = 0.0
+    frame.loc[3, "babies"] = 0
+    result = clean_bookings(_raw(frame, tmp_path))
+    reasons = dict(zip(result.quarantined["booking_id"], result.quarantined["reason"]))
+    assert reasons == {
+        1: "negative adr",
+        2: "zero guests",
+        3: "impossible arrival date",
+        4: "negative adr; zero guests",
+    }
+    assert len(result.cleaned) + len(result.quarantined) == 30
+    assert set(result.cleaned["booking_id"]).isdisjoint(reasons)
+    # the quarantine keeps the raw row as it was read
+    assert result.quarantined.loc[0, "adr"] == "-5.0"
+
+
+def test_types_dates_and_na_fills(tmp_path: Path) -> None:
+    frame = make_bookings(40)
+    frame.loc[0, ["children", "country", "agent"]] = [None, None, None]
+    cleaned = clean_bookings(_raw(frame, tmp_path)).cleaned
+    first = cleaned.iloc[0]
+    assert (first["children"], first["country"], first["agent"]) == (0.0, "Unknown", 0.0)
+    assert cleaned["company"].eq(0.0).all()
+    lead = pd.to_timedelta(cleaned["lead_time"], unit="D")
+    assert (cleaned["arrival_date"] - lead).equals(cleaned["booking_date"])
+    assert cleaned["arrival_date"].dtype.kind == "M"
+    assert not cleaned.isna().any().any()
+
+
+def test_history_and_open_bookings_follow_the_time_model(tmp_path: Path) -> None:
+    cleaned = clean_bookings(_raw(make_bookings(2000), tmp_path)).cleaned
+    as_of = date(2017, 1, 1)
+    cutoff = pd.Timestamp(as_of)
+    past, upcoming = history(cleaned, as_of), open_bookings(cleaned, as_of)
+    assert (past["arrival_date"] < cutoff).all()
+    assert (upcoming["arrival_date"] >= cutoff).all() and (upcoming["booking_date"] < cutoff).all()
+    cancelled_before = upcoming["reservation_status"].eq("Canceled") & (
+        upcoming["reservation_status_date"] < cutoff
+    )
+    assert not cancelled_before.any()
+    # every booking arriving later but already cancelled is a known outcome, not a target
+    later = cleaned[(cleaned["arrival_date"] >= cutoff) & (cleaned["booking_date"] < cutoff)]
+    known = later["reservation_status"].eq("Canceled") & (later["reservation_status_date"] < cutoff)
+    assert len(upcoming) == len(later) - known.sum() and known.sum() > 0

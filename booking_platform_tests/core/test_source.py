@@ -1,0 +1,79 @@
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from booking_platform.core.source import SourceError, read_bookings, resolve_source
+from booking_platform_tests.synthetic import make_bookings, write_csv
+
+
+def test_reads_csv_and_zip_with_stable_booking_ids(tmp_path: Path) -> None:
+    csv = write_csv(make_bookings(50), tmp_path / "b.csv")
+    archive = tmp_path / "b.csv.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.write(csv, "b.csv")
+    from_csv, from_zip = read_bookings(csv), read_bookings(archive)
+    assert from_csv.frame["booking_id"].tolist() == list(range(1, 51))
+    pd.testing.assert_frame_equal(from_csv.frame, from_zip.frame)
+    assert from_csv.sha256 != from_zip.sha256 and len(from_csv.sha256) == 64
+
+
+def test_keeps_the_sources_own_booking_id(tmp_path: Path) -> None:
+    frame = make_bookings(5).assign(booking_id=[50, 40, 30, 20, 10])
+    source = read_bookings(write_csv(frame, tmp_path / "b.csv"))
+    assert source.frame["booking_id"].tolist() == [50, 40, 30, 20, 10]
+
+
+def test_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="nope.csv: file not found"):
+        resolve_source(str(tmp_path / "nope.csv"), tmp_path / "cache")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(SourceError, match="empty.csv: the file is empty"):
+        read_bookings(empty)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(",".join(make_bookings(1).columns) + "\n")
+    with pytest.raises(SourceError, match="header.csv: the file has no data rows"):
+        read_bookings(header_only)
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    path = write_csv(make_bookings(20).drop(columns=["adr", "hotel"]), tmp_path / "b.csv")
+    with pytest.raises(SourceError, match=r"b.csv: missing column\(s\) \['hotel', 'adr'\]"):
+        read_bookings(path)
+
+
+def test_wrong_delimiter(tmp_path: Path) -> None:
+    path = tmp_path / "semicolons.csv"
+    make_bookings(20).to_csv(path, sep=";", index=False)
+    with pytest.raises(SourceError, match="semicolons.csv: .*comma-separated"):
+        read_bookings(path)
+
+
+def test_text_in_numeric_column_names_column_and_lines(tmp_path: Path) -> None:
+    frame = make_bookings(20).astype({"lead_time": object})
+    frame.loc[[3, 7], "lead_time"] = "soon"
+    path = write_csv(frame, tmp_path / "b.csv")
+    with pytest.raises(SourceError, match=r"column 'lead_time' .*'soon'.* file lines \[5, 9\]"):
+        read_bookings(path)
+
+
+def test_unreadable_zip(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 this is not really a zip")
+    with pytest.raises(SourceError, match="broken.zip: not a readable zip"):
+        read_bookings(broken)
+
+
+def test_scoring_files_may_omit_outcomes(tmp_path: Path) -> None:
+    frame = make_bookings(10).drop(
+        columns=["is_canceled", "reservation_status", "reservation_status_date"]
+    )
+    path = write_csv(frame, tmp_path / "to_score.csv")
+    assert len(read_bookings(path, require_outcomes=False).frame) == 10
+    with pytest.raises(SourceError, match="missing column"):
+        read_bookings(path)

@@ -1,0 +1,71 @@
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from booking_platform.core import warehouse
+
+
+def _predictions(as_of: date, ids: list[int], probability: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "booking_id": ids,
+            "cancel_probability": probability,
+            "predicted_cancel": probability >= 0.5,
+            "threshold": 0.5,
+            "model_version": "1",
+            "as_of": as_of,
+            "scored_at": pd.Timestamp("2026-01-01"),
+        }
+    )
+
+
+def test_predictions_for_an_as_of_are_replaced_and_others_kept(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    may, june = date(2017, 5, 1), date(2017, 6, 1)
+    with warehouse.connect(path) as connection:
+        warehouse.replace_predictions(connection, may, _predictions(may, [1, 2, 3], 0.2))
+        warehouse.replace_predictions(connection, june, _predictions(june, [4, 5], 0.7))
+        warehouse.replace_predictions(connection, may, _predictions(may, [1, 2], 0.9))
+        rows = connection.execute(
+            "SELECT as_of, count(*), max(cancel_probability) FROM predictions "
+            "GROUP BY as_of ORDER BY as_of"
+        ).fetchall()
+    assert rows == [(may, 2, 0.9), (june, 2, 0.7)]
+    with warehouse.connect(path, read_only=True) as connection:
+        latest = warehouse.latest_predictions(connection, limit=10)
+    assert latest["booking_id"].tolist() == [4, 5]
+
+
+def test_a_failed_replacement_keeps_the_old_rows(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    may = date(2017, 5, 1)
+    with warehouse.connect(path) as connection:
+        warehouse.replace_predictions(connection, may, _predictions(may, [1, 2, 3], 0.2))
+        broken = _predictions(may, [7, 8], 0.4).assign(booking_id=[None, None])  # NOT NULL
+        with pytest.raises(Exception, match="NOT NULL"):
+            warehouse.replace_predictions(connection, may, broken)
+        kept = connection.execute("SELECT booking_id FROM predictions ORDER BY 1").fetchall()
+    assert kept == [(1,), (2,), (3,)]
+
+
+def test_tables_are_replaced_together_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    with warehouse.connect(path) as connection:
+        warehouse.replace_tables(
+            connection, {"a": pd.DataFrame({"x": [1]}), "b": pd.DataFrame({"y": [1]})}
+        )
+        # the second statement fails (a name the SQL cannot hold) after the first succeeded
+        with pytest.raises(duckdb.Error):
+            warehouse.replace_tables(
+                connection, {"a": pd.DataFrame({"x": [2]}), 'b"': pd.DataFrame({"y": [2]})}
+            )
+        assert connection.execute("SELECT x FROM a").fetchall() == [(1,)]
+        assert connection.execute("SELECT y FROM b").fetchall() == [(1,)]
+
+
+def test_latest_predictions_before_any_run_is_empty(tmp_path: Path) -> None:
+    with warehouse.connect(tmp_path / "w.duckdb") as connection:
+        assert warehouse.latest_predictions(connection, limit=5).empty

@@ -1,0 +1,164 @@
+"""The main job on a real Dagster instance, DuckDB file and MLflow sqlite store (synthetic data)."""
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import mlflow
+from mlflow import MlflowClient
+
+from booking_platform.config import MODEL_NAME, Settings
+from booking_platform.core import registry, warehouse
+from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
+from booking_platform_tests.synthetic import make_bookings, write_csv
+
+SEVEN_ASSETS = {
+    "raw_bookings",
+    "cleaned_bookings",
+    "booking_features",
+    "drift_report",
+    "candidate_model",
+    "registered_model",
+    "batch_predictions",
+}
+WEAK_PARAMS = '{"n_estimators": 3, "num_leaves": 3}'
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {
+        e.step_materialization_data.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def _gate(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (evaluation,) = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.asset_check_evaluation_data.check_name == "promotion_gate"
+    ]
+    return evaluation
+
+
+def _query(settings: Settings, sql: str) -> list[tuple]:
+    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def _champion_version(settings: Settings) -> str | None:
+    registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    return registry.load_alias_version(MODEL_NAME)
+
+
+def test_main_job_trains_gates_registers_and_scores(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    result = run_main_job(settings, instance)
+    assert result.success
+    assert _materialized(result) == SEVEN_ASSETS
+    assert _gate(result).passed
+    checks = [
+        e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    assert len(checks) == 4 and all(c.asset_check_evaluation_data.passed for c in checks)
+
+    ((raw,),) = _query(settings, "SELECT count(*) FROM raw_bookings")
+    ((cleaned,),) = _query(settings, "SELECT count(*) FROM cleaned_bookings")
+    ((quarantined,),) = _query(settings, "SELECT count(*) FROM quarantined_bookings")
+    assert raw == SYNTHETIC_ROWS == cleaned + quarantined
+
+    rows = _query(
+        settings,
+        "SELECT count(*), min(cancel_probability) >= 0, max(cancel_probability) <= 1, "
+        "any_value(model_version), min(as_of), count(DISTINCT booking_id) FROM predictions",
+    )
+    ((count, low_ok, high_ok, version, as_of, distinct),) = rows
+    assert count > 100 and count == distinct and low_ok and high_ok
+    assert (version, as_of) == ("1", date(2017, 5, 1))
+
+    assert _champion_version(settings) == "1"
+    model_version = MlflowClient().get_model_version(MODEL_NAME, "1")
+    assert model_version.tags["dagster_run_id"] == result.run_id
+    run = MlflowClient().get_run(model_version.run_id)
+    assert 0.5 < run.data.metrics["holdout_roc_auc"] <= 1.0
+    assert {"holdout_brier", "holdout_calibration_error", "holdout_pr_auc"} <= set(run.data.metrics)
+    assert run.info.status == "FINISHED"
+    artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {"plots/feature_importance.png"}
+    assert (settings.reports_dir / "drift_report_2017-05-01.html").stat().st_size > 10_000
+    assert mlflow.get_tracking_uri() == settings.mlflow_tracking_uri
+
+
+def test_a_weak_candidate_is_stopped_by_the_gate_and_the_champion_stays(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    assert run_main_job(settings, instance).success
+    before = _query(settings, "SELECT booking_id, cancel_probability, scored_at FROM predictions")
+
+    weak = run_main_job(settings, instance, params_json=WEAK_PARAMS)
+    assert not weak.success
+    gate = _gate(weak)
+    assert not gate.passed
+    assert "FAIL" in gate.description
+    materialized = _materialized(weak)
+    assert "candidate_model" in materialized
+    assert not {"registered_model", "batch_predictions"} & materialized
+    started = {
+        e.step_key for e in weak.all_events if e.event_type == dg.DagsterEventType.STEP_START
+    }
+    assert "candidate_model" in started
+    assert not {"registered_model", "batch_predictions"} & started
+    assert _champion_version(settings) == "1"
+    assert len(MlflowClient().search_model_versions(f"name='{MODEL_NAME}'")) == 1
+    after = _query(settings, "SELECT booking_id, cancel_probability, scored_at FROM predictions")
+    assert after == before
+
+
+def test_a_bad_source_fails_the_run_and_replaces_nothing(
+    tmp_path: Path, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    assert run_main_job(settings, instance).success
+    before = _query(settings, "SELECT count(*), max(scored_at) FROM predictions")
+    bad = write_csv(make_bookings(500).drop(columns=["deposit_type"]), tmp_path / "bad.csv")
+
+    result = run_main_job(replace(settings, source=str(bad)), instance)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert failure.step_key == "raw_bookings"
+    message = failure.step_failure_data.error.cause.message
+    assert "bad.csv" in message and "deposit_type" in message
+    assert _materialized(result) == set()
+    assert _query(settings, "SELECT count(*) FROM raw_bookings") == [(SYNTHETIC_ROWS,)]
+    assert _query(settings, "SELECT count(*), max(scored_at) FROM predictions") == before
+    assert _champion_version(settings) == "1"
+
+
+def test_invalid_rows_are_quarantined_and_the_run_goes_on(
+    tmp_path: Path, settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    frame = make_bookings(SYNTHETIC_ROWS)
+    frame.loc[[10, 11], "adr"] = -20.0
+    frame.loc[12, ["adults", "children", "babies"]] = [0, 0.0, 0]
+    source = write_csv(frame, tmp_path / "with_invalid.csv")
+
+    result = run_main_job(replace(settings, source=str(source)), instance)
+    assert result.success
+    quarantined = _query(settings, "SELECT booking_id, reason FROM quarantined_bookings ORDER BY 1")
+    assert quarantined == [(11, "negative adr"), (12, "negative adr"), (13, "zero guests")]
+    assert _query(settings, "SELECT count(*) FROM cleaned_bookings") == [(SYNTHETIC_ROWS - 3,)]
+
+
+def test_a_new_as_of_adds_predictions_and_keeps_the_old_ones(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    assert run_main_job(settings, instance).success
+    assert run_main_job(replace(settings, as_of=date(2017, 7, 1)), instance).success
+    by_date = _query(
+        settings, "SELECT as_of, any_value(model_version) FROM predictions GROUP BY 1 ORDER BY 1"
+    )
+    assert by_date == [(date(2017, 5, 1), "1"), (date(2017, 7, 1), "2")]
+    previous = MlflowClient().get_model_version(MODEL_NAME, "1")
+    assert previous.tags["previous_champion"] == "true"
+    assert previous.tags["replaced_by_version"] == "2"
