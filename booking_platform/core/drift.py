@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from evidently import Report
-from evidently.presets import DataDriftPreset
 
 from booking_platform.core.features import ALLOWED_SOURCE_COLUMNS
 
@@ -42,6 +40,10 @@ def _is_drifted(method: str, value: float, threshold: float) -> bool:
 
 def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, html_path: Path) -> DriftSummary:
     """Run Evidently's DataDriftPreset, save its HTML, and summarise per column."""
+    # Imported here: Evidently takes seconds to import, and the CLI and Dagit load this module.
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
     snapshot = Report([DataDriftPreset()]).run(
         current_data=_as_plain(current), reference_data=_as_plain(reference)
     )

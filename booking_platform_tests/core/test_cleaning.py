@@ -22,7 +22,7 @@ def test_invalid_rows_are_quarantined_with_reasons(tmp_path: Path) -> None:
     frame.loc[3, "children"] = 0.0
     frame.loc[3, "babies"] = 0
     result = clean_bookings(_raw(frame, tmp_path))
-    reasons = dict(zip(result.quarantined["booking_id"], result.quarantined["reason"]))
+    reasons = dict(zip(result.quarantined["booking_id"], result.quarantined["reason"], strict=True))
     assert reasons == {
         1: "negative adr",
         2: "zero guests",

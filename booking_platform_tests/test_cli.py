@@ -1,0 +1,106 @@
+"""The `booking-platform` command against a home where the main job has run (synthetic data)."""
+
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from booking_platform.cli import main
+from booking_platform.config import Settings
+from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
+from booking_platform_tests.synthetic import make_bookings, write_csv
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root = tmp_path_factory.mktemp("cli")
+    source = write_csv(make_bookings(SYNTHETIC_ROWS), root / "bookings.csv")
+    settings = Settings(home=root / "home", source=str(source), as_of=date(2017, 5, 1))
+    with dg.instance_for_test() as instance:
+        assert run_main_job(settings, instance).success
+    return settings
+
+
+@pytest.fixture
+def env(trained_home: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {
+        "BOOKING_PLATFORM_HOME": str(trained_home.home),
+        "BOOKINGS_SOURCE": trained_home.source,
+        "BOOKINGS_AS_OF": str(trained_home.as_of),
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def test_predict_writes_one_row_per_input_row_in_order(env: dict[str, str], tmp_path: Path) -> None:
+    bookings = make_bookings(300, seed=99).assign(booking_id=range(1000, 700, -1))
+    source = write_csv(bookings, tmp_path / "to_score.csv")  # outcome columns present: ignored
+    output = tmp_path / "scores.csv"
+    assert main(["predict", "--input", str(source), "--output", str(output)]) == 0
+    scores = pd.read_csv(output)
+    assert scores.columns.tolist() == [
+        "booking_id",
+        "cancel_probability",
+        "predicted_cancel",
+        "model_version",
+    ]
+    assert scores["booking_id"].tolist() == list(range(1000, 700, -1))
+    assert scores["cancel_probability"].between(0, 1).all()
+    assert (scores["predicted_cancel"] == (scores["cancel_probability"] >= 0.5)).all()
+    assert set(scores["model_version"]) == {1}
+
+
+def test_predict_without_ids_or_outcomes_uses_row_numbers(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    bookings = make_bookings(20, seed=5).drop(
+        columns=["is_canceled", "reservation_status", "reservation_status_date"]
+    )
+    output = tmp_path / "scores.csv"
+    source = write_csv(bookings, tmp_path / "plain.csv")
+    assert main(["predict", "--input", str(source), "--output", str(output)]) == 0
+    assert pd.read_csv(output)["booking_id"].tolist() == list(range(1, 21))
+
+
+def test_predict_rejects_bad_input_and_names_the_problem(
+    env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = write_csv(make_bookings(5).drop(columns=["adr"]), tmp_path / "missing.csv")
+    assert main(["predict", "--input", str(missing), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "missing column(s) ['adr']" in capsys.readouterr().out
+
+    typed = make_bookings(5).astype({"adults": object})
+    typed.loc[2, "adults"] = "two"
+    bad_type = write_csv(typed, tmp_path / "bad_type.csv")
+    assert main(["predict", "--input", str(bad_type), "--output", str(tmp_path / "o.csv")]) == 2
+    out = capsys.readouterr().out
+    assert "'adults' must be numeric" in out and "[4]" in out
+
+    invalid = make_bookings(5)
+    invalid.loc[1, "adr"] = -3.0
+    rows = write_csv(invalid, tmp_path / "invalid.csv")
+    assert main(["predict", "--input", str(rows), "--output", str(tmp_path / "o.csv")]) == 2
+    assert "booking_id 2: negative adr" in capsys.readouterr().out
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_predictions_command_prints_the_riskiest_first(env: dict[str, str]) -> None:
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("booking-platform")), "predictions", "--limit", "5"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "COLUMNS": "120"},
+        timeout=120,
+        check=True,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("│")]
+    probabilities = [float(line.split("│")[2]) for line in lines]
+    assert len(probabilities) == 5
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert "as of 2017-05-01" in completed.stdout
