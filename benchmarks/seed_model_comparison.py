@@ -25,6 +25,7 @@ from _common import (
     others_cpu_line,
     seed_proba,
     train_both,
+    training_table,
 )
 from rich.console import Console
 from rich.table import Table
@@ -100,26 +101,6 @@ def render(
     console.print(table)
 
 
-def render_timings(console: Console, results: dict[str, dict], runs: TrainingRuns) -> None:
-    seed_fit = results["seed"]["fit_seconds"]
-    table = Table(
-        title=f"Fit time on {runs.history_rows:,} history rows "
-        f"(median of {len(runs.seed_seconds)})",
-        caption="ours = build_feature_set + train_and_validate (holdout fit + refit on all "
-        "history); seed = one pipeline fit.",
-    )
-    for column, justify in (("model", "left"), ("seconds", "right"), ("seed / this", "right")):
-        table.add_column(column, justify=justify)
-    rows = (
-        ("ours: features + train_and_validate", results["ours"]["fit_seconds"]),
-        ("ours: one LightGBM fit only", results["ours"]["classifier_fit_seconds"]),
-        ("seed: GradientBoosting pipeline", seed_fit),
-    )
-    for label, seconds in rows:
-        table.add_row(label, f"{seconds:.2f}", f"{seed_fit / seconds:.1f}x")
-    console.print(table)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
@@ -135,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate(runs, tests)
 
     render(console, results, tests, args.as_of)
-    render_timings(console, results, runs)
+    console.print(training_table(runs))
     console.print(
         f"Note: the seed uses post-booking columns ({', '.join(SEED_POST_BOOKING)}), "
         "unknown when a booking is made; ours uses booking-time columns only."

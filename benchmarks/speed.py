@@ -28,6 +28,7 @@ from _common import (
     others_cpu_line,
     seed_proba,
     train_both,
+    training_table,
 )
 from rich.console import Console
 from rich.table import Table
@@ -36,7 +37,6 @@ from booking_platform.core.cleaning import open_bookings
 
 CLI = REPO_ROOT / ".venv" / "bin" / "booking-platform"
 JOB_TARGET_SECONDS = 30.0
-TRAINING_SPEEDUP_TARGET = 5.0
 
 
 class JobFailed(RuntimeError):
@@ -53,55 +53,72 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def run_job_once(source: Path, as_of: date, timeout: float) -> float:
-    """Wall time of one `booking-platform run` in a fresh, empty BOOKING_PLATFORM_HOME."""
-    with tempfile.TemporaryDirectory(prefix="booking_platform_bench_") as home:
-        env = {
-            **os.environ,
-            "BOOKING_PLATFORM_HOME": home,
-            "BOOKINGS_SOURCE": str(source.resolve()),
-            "BOOKINGS_AS_OF": str(as_of),
-        }
-        log_path = Path(home) / "job.log"
-        with log_path.open("w") as log:
-            start = time.perf_counter()
-            process = subprocess.Popen(
-                [str(CLI), "run"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group, so _stop reaches its children too
-            )
-            try:
-                code = process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _stop(process)
-                code = None
-            except BaseException:  # Ctrl-C: never leave the job running behind us
-                _stop(process)
-                raise
-            seconds = time.perf_counter() - start
-        if code != 0:
-            outcome = f"timed out after {timeout:.0f} s" if code is None else f"exited {code}"
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
-            raise JobFailed(f"booking-platform run {outcome}; end of its output:\n{tail}")
-    return seconds
+def _dagster_run_seconds(home: Path) -> float:
+    """Start-to-end time of the newest run in the home's Dagster instance (the job itself)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        (run,) = instance.get_runs(limit=1)
+        stats = instance.get_run_stats(run.run_id)
+        return stats.end_time - stats.start_time
 
 
-def job_table(seconds: list[float]) -> Table:
-    table = Table(title=f"(a) main job: booking-platform run, fresh home, {len(seconds)} runs")
-    for column in ("median s", "min s", "max s", "target s", "median / target"):
-        table.add_column(column, justify="right")
-    ratio = median(seconds) / JOB_TARGET_SECONDS
-    colour = "green" if ratio <= 1 else "red"
-    table.add_row(
-        f"{median(seconds):.1f}",
-        f"{min(seconds):.1f}",
-        f"{max(seconds):.1f}",
-        f"{JOB_TARGET_SECONDS:.0f}",
-        f"[{colour}]{ratio:.2f}x[/]",
+def run_job_once(home: Path, source: Path, as_of: date, timeout: float) -> tuple[float, float]:
+    """One `booking-platform run` in `home`: (command wall time, Dagster run time)."""
+    env = {
+        **os.environ,
+        "BOOKING_PLATFORM_HOME": str(home),
+        "BOOKINGS_SOURCE": str(source.resolve()),
+        "BOOKINGS_AS_OF": str(as_of),
+    }
+    log_path = home / "job.log"
+    with log_path.open("w") as log:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            [str(CLI), "run"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group, so _stop reaches its children too
+        )
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            code = None
+        except BaseException:  # Ctrl-C: never leave the job running behind us
+            _stop(process)
+            raise
+        seconds = time.perf_counter() - start
+    if code != 0:
+        outcome = f"timed out after {timeout:.0f} s" if code is None else f"exited {code}"
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+        raise JobFailed(f"booking-platform run {outcome}; end of its output:\n{tail}")
+    return seconds, _dagster_run_seconds(home)
+
+
+def job_table(timings: dict[str, list[float]]) -> Table:
+    runs = len(next(iter(timings.values())))
+    table = Table(
+        title=f"(a) main job: booking-platform run, {runs} fresh homes, run twice in each",
+        caption="command = the whole `booking-platform run` (imports, instance, summary); "
+        "job = the Dagster run's own start-to-end; first = empty home (MLflow creates its "
+        "tables), second = same home again (a champion exists, the gate compares).",
     )
+    for column in ("what", "median s", "min s", "max s", "target s", "median / target"):
+        table.add_column(column, justify="right")
+    for name, seconds in timings.items():
+        ratio = median(seconds) / JOB_TARGET_SECONDS
+        colour = "green" if ratio <= 1 else "red"
+        table.add_row(
+            name,
+            f"{median(seconds):.1f}",
+            f"{min(seconds):.1f}",
+            f"{max(seconds):.1f}",
+            f"{JOB_TARGET_SECONDS:.0f}",
+            f"[{colour}]{ratio:.2f}x[/]",
+        )
     return table
 
 
@@ -120,7 +137,8 @@ def scoring_table(runs: TrainingRuns, sets: dict[str, pd.DataFrame], repeats: in
     """Rows/s of ours (features + LightGBM) beside the seed's pipeline on the same rows."""
     table = Table(
         title=f"(b) batch scoring: predict_proba, median of {repeats}",
-        caption="ours includes the feature transform (point-in-time rates), as in production.",
+        caption="open = still open at as-of, all = every cleaned booking; ours includes the "
+        "feature transform (point-in-time rates), as in production; seed/ours = time ratio.",
     )
     table.add_column("bookings", no_wrap=True)
     for column in ("rows", "ours s", "ours rows/s", "seed s", "seed rows/s", "seed/ours"):
@@ -140,42 +158,6 @@ def scoring_table(runs: TrainingRuns, sets: dict[str, pd.DataFrame], repeats: in
     return table
 
 
-def training_table(runs: TrainingRuns) -> Table:
-    seed = median(runs.seed_seconds)
-    table = Table(
-        title=f"(c) training on the same {runs.history_rows:,} history rows, "
-        f"{len(runs.seed_seconds)} runs",
-        caption="ours = build_feature_set + train_and_validate (holdout fit + refit), what the "
-        f"job runs; target: seed / ours >= {TRAINING_SPEEDUP_TARGET:.0f}x.",
-    )
-    table.add_column("model")
-    for column in ("median s", "min s", "max s", "seed / this"):
-        table.add_column(column, justify="right")
-    rows = (
-        ("ours: features + train_and_validate", runs.ours_seconds),
-        ("ours: one LightGBM fit only", runs.ours_classifier_seconds),
-    )
-    for label, seconds in rows:
-        ratio = seed / median(seconds)
-        colour = "green" if ratio >= TRAINING_SPEEDUP_TARGET else "red"
-        table.add_row(
-            label,
-            f"{median(seconds):.2f}",
-            f"{min(seconds):.2f}",
-            f"{max(seconds):.2f}",
-            f"[{colour}]{ratio:.1f}x[/]",
-        )
-    seconds = runs.seed_seconds
-    table.add_row(
-        "seed: GradientBoosting pipeline",
-        f"{seed:.2f}",
-        f"{min(seconds):.2f}",
-        f"{max(seconds):.2f}",
-        "1.0x",
-    )
-    return table
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--skip-job", action="store_true", help="skip (a), the main job runs")
@@ -191,25 +173,33 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
 
     if not args.skip_job:
-        seconds: list[float] = []
+        timings: dict[str, list[float]] = {}
         try:
             for run in range(1, args.repeats + 1):
-                with console.status(f"main job, run {run}/{args.repeats}..."):
-                    seconds.append(run_job_once(args.source, args.as_of, args.job_timeout))
+                with tempfile.TemporaryDirectory(prefix="booking_platform_bench_") as home:
+                    for attempt in ("first", "second"):
+                        with console.status(f"main job, home {run}/{args.repeats}, {attempt}"):
+                            command, job = run_job_once(
+                                Path(home), args.source, args.as_of, args.job_timeout
+                            )
+                        timings.setdefault(f"command, {attempt} run", []).append(command)
+                        timings.setdefault(f"job, {attempt} run", []).append(job)
         except JobFailed as error:
             console.print(f"[red]main job failed:[/] {error}")
             status = 1
-        if seconds:
-            console.print(job_table(seconds))
+        if timings:
+            console.print(job_table(timings))
 
     with console.status("loading and cleaning bookings..."):
         cleaned = load_cleaned(args.source)
     with console.status(f"training both models {args.repeats}x..."):
         runs = train_both(cleaned, args.as_of, args.repeats)
-    sets = {"open at as-of": open_bookings(cleaned, args.as_of), "all cleaned": cleaned}
+    sets = {"open": open_bookings(cleaned, args.as_of), "all": cleaned}
     with console.status("timing batch scoring..."):
         console.print(scoring_table(runs, sets, args.repeats))
-    console.print(training_table(runs))
+    training = training_table(runs)
+    training.title = f"(c) {training.title}"
+    console.print(training)
     console.print(others_cpu_line(started, time.perf_counter() - start_time)[1])
     return status
 

@@ -17,6 +17,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[booking_platform_job],
         resources=build_resources(settings),
+        # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step
+        executor=dg.in_process_executor,
     )
 
 

@@ -14,6 +14,14 @@ from booking_platform.core.features import ALLOWED_SOURCE_COLUMNS
 DRIFT_COLUMNS: tuple[str, ...] = (*ALLOWED_SOURCE_COLUMNS, "total_nights", "arrival_month")
 
 
+REFERENCE_ROWS = 5000  # a sample keeps the report to seconds and the HTML to a few MB
+
+
+def reference_sample(features: pd.DataFrame) -> pd.DataFrame:
+    """The drift reference drawn from training features (fixed seed: reruns compare alike)."""
+    return features.sample(min(REFERENCE_ROWS, len(features)), random_state=0)
+
+
 @dataclass(frozen=True)
 class DriftSummary:
     drift_share: float

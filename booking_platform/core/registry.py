@@ -17,13 +17,13 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
 from booking_platform.core.cleaning import type_bookings  # noqa: E402
+from booking_platform.core.drift import reference_sample  # noqa: E402
 from booking_platform.core.source import FEATURE_SOURCE_COLUMNS  # noqa: E402
 from booking_platform.core.training import CancellationModel, ValidatedModel  # noqa: E402
 
 EXPERIMENT_NAME = "booking_cancellation"
 CHAMPION = "champion"
 REFERENCE_ARTIFACT = "reference/features.parquet"
-REFERENCE_ROWS = 5000
 # Listed by hand: inferring requirements costs seconds per model and lists unrelated packages.
 PIP_REQUIREMENTS = ["lightgbm", "pandas<3", "scikit-learn", "booking_platform"]
 
@@ -74,7 +74,7 @@ def _importance_figure(model: CancellationModel) -> plt.Figure:
 def log_candidate(
     experiment_id: str,
     validated: ValidatedModel,
-    reference_features: pd.DataFrame,
+    training_features: pd.DataFrame,
     params: dict,
     tags: dict[str, str],
 ) -> tuple[str, str]:
@@ -89,11 +89,8 @@ def log_candidate(
         mlflow.log_figure(figure, "plots/feature_importance.png")
         plt.close(figure)
         with tempfile.TemporaryDirectory() as scratch:
-            sample = reference_features.sample(
-                min(REFERENCE_ROWS, len(reference_features)), random_state=0
-            )
             path = Path(scratch) / "features.parquet"
-            sample.to_parquet(path)
+            reference_sample(training_features).to_parquet(path)
             mlflow.log_artifact(str(path), artifact_path="reference")
         mlflow.log_dict(
             {"holdout_start": str(validated.holdout_start.date()), **validated.metrics},

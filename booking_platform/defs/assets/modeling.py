@@ -44,7 +44,7 @@ def candidate_model(
     run_id, model_uri = registry.log_candidate(
         mlflow_registry.experiment_id(),
         validated,
-        reference_features=features,
+        training_features=features,
         params={
             **DEFAULT_PARAMS,
             **overrides,

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from booking_platform.core import registry
-from booking_platform.core.drift import compute_drift
+from booking_platform.core.drift import compute_drift, reference_sample
 from booking_platform.core.features import FeatureSet
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings
 
@@ -20,7 +20,7 @@ def drift_report(
     Reference: the training-feature sample logged with the champion; before any champion exists,
     the history of this as-of date.
     """
-    history, history_features = booking_features.part("history")
+    _, history_features = booking_features.part("history")
     _, open_features = booking_features.part("open")
     champion = mlflow_registry.champion()
     if champion is not None:
@@ -29,7 +29,8 @@ def drift_report(
             f"champion v{champion.version} training sample",
         )
     else:
-        reference, reference_name = history_features, "history (no champion yet)"
+        reference = reference_sample(history_features)
+        reference_name = "sample of this as-of date's history (no champion yet)"
     if open_features.empty:
         raise ValueError(f"no open bookings as of {booking_features.as_of}: nothing to compare")
     as_of = booking_features.as_of

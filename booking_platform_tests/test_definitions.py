@@ -1,0 +1,41 @@
+import dagster as dg
+
+from booking_platform.definitions import defs
+from booking_platform.defs.jobs import MAIN_JOB_NAME
+
+SEVEN_ASSETS = {
+    "raw_bookings",
+    "cleaned_bookings",
+    "booking_features",
+    "drift_report",
+    "candidate_model",
+    "registered_model",
+    "batch_predictions",
+}
+
+
+def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == SEVEN_ASSETS
+    parents = {
+        key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
+        for key in graph.get_all_asset_keys()
+    }
+    assert parents == {
+        "raw_bookings": set(),
+        "cleaned_bookings": {"raw_bookings"},
+        "booking_features": {"cleaned_bookings"},
+        "drift_report": {"booking_features"},
+        "candidate_model": {"booking_features"},
+        "registered_model": {"candidate_model"},
+        "batch_predictions": {"booking_features", "registered_model"},
+    }
+
+
+def test_the_promotion_gate_is_a_blocking_check_in_the_main_job() -> None:
+    job = defs.resolve_job_def(MAIN_JOB_NAME)
+    gate_key = dg.AssetCheckKey(dg.AssetKey("candidate_model"), "promotion_gate")
+    assert gate_key in job.asset_layer.asset_graph.asset_check_keys
+    spec = defs.resolve_asset_graph().get_check_spec(gate_key)
+    assert spec.blocking
