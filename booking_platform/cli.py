@@ -15,7 +15,7 @@ from booking_platform.config import MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.scoring import score_bookings
-from booking_platform.core.source import SourceError, read_bookings
+from booking_platform.core.source import OUTCOME_COLUMNS, SourceError, read_bookings
 
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -28,10 +28,6 @@ def prepare_dagster_home(settings: Settings) -> Path:
     shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
-
-
-def _metadata_value(value: object) -> object:
-    return getattr(value, "value", getattr(value, "text", value))
 
 
 def run_main_job(settings: Settings) -> int:
@@ -58,7 +54,7 @@ def run_main_job(settings: Settings) -> int:
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         metadata[materialization.asset_key.to_user_string()] = {
-            k: _metadata_value(v) for k, v in materialization.metadata.items()
+            key: value.value for key, value in materialization.metadata.items()
         }
     gate = [
         e.asset_check_evaluation_data
@@ -135,14 +131,14 @@ def predict_file(settings: Settings, input_path: Path, output_path: Path) -> int
     except (SourceError, OSError) as error:
         console.print(f"[red]error:[/] {error}")
         return 2
-    result = clean_bookings(source.frame)
+    # outcome columns may come along with the bookings; scoring ignores them entirely
+    result = clean_bookings(source.frame.drop(columns=list(OUTCOME_COLUMNS), errors="ignore"))
     if len(result.quarantined):
-        lines = (result.quarantined["booking_id"]).tolist()
         detail = result.quarantined.head(10).apply(
             lambda row: f"  booking_id {row['booking_id']}: {row['reason']}", axis=1
         )
         console.print(
-            f"[red]error:[/] {input_path}: {len(lines)} row(s) cannot be scored:\n"
+            f"[red]error:[/] {input_path}: {len(result.quarantined)} row(s) cannot be scored:\n"
             + "\n".join(detail)
         )
         return 2

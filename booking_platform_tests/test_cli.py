@@ -40,7 +40,8 @@ def env(trained_home: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
 
 def test_predict_writes_one_row_per_input_row_in_order(env: dict[str, str], tmp_path: Path) -> None:
     bookings = make_bookings(300, seed=99).assign(booking_id=range(1000, 700, -1))
-    source = write_csv(bookings, tmp_path / "to_score.csv")  # outcome columns present: ignored
+    bookings.loc[0, "reservation_status"] = "Lost"  # outcome columns are ignored, even wrong ones
+    source = write_csv(bookings, tmp_path / "to_score.csv")
     output = tmp_path / "scores.csv"
     assert main(["predict", "--input", str(source), "--output", str(output)]) == 0
     scores = pd.read_csv(output)

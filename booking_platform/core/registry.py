@@ -80,6 +80,8 @@ def log_candidate(
 ) -> tuple[str, str]:
     """Log one candidate as its own MLflow run; returns the run id and the logged model's URI."""
     example = type_bookings(validated.holdout.head(5))[list(FEATURE_SOURCE_COLUMNS)]
+    # numbers as doubles in the signature: a scoring request may leave any of them missing
+    example = example.astype({c: "float64" for c in example.select_dtypes("number").columns})
     pyfunc = CancellationPyfunc(validated.model)
     signature = infer_signature(example, pyfunc.predict(None, example))
     with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:

@@ -1,3 +1,5 @@
+import http.server
+import threading
 import zipfile
 from pathlib import Path
 
@@ -77,3 +79,31 @@ def test_scoring_files_may_omit_outcomes(tmp_path: Path) -> None:
     assert len(read_bookings(path, require_outcomes=False).frame) == 10
     with pytest.raises(SourceError, match="missing column"):
         read_bookings(path)
+
+
+def test_a_url_source_is_downloaded_once_and_cached(tmp_path: Path) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    write_csv(make_bookings(30), served / "hotel_bookings.csv")
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hotel_bookings.csv"
+        first = resolve_source(url, tmp_path / "cache")
+        second = resolve_source(url, tmp_path / "cache")
+    finally:
+        server.shutdown()
+        thread.join()
+    assert first == second == tmp_path / "cache" / "hotel_bookings.csv"
+    assert requests == ["/hotel_bookings.csv"]
+    assert len(read_bookings(first).frame) == 30

@@ -116,23 +116,46 @@ def test_a_weak_candidate_is_stopped_by_the_gate_and_the_champion_stays(
     assert after == before
 
 
+def _bad_sources(folder: Path) -> dict[Path, str]:
+    """Each unusable source, with what its error message must say."""
+    good = make_bookings(500)
+    missing = write_csv(good.drop(columns=["deposit_type"]), folder / "missing_column.csv")
+    semicolons = folder / "semicolons.csv"
+    good.to_csv(semicolons, sep=";", index=False)
+    text = good.astype({"adr": object})
+    text.loc[4, "adr"] = "cheap"
+    empty = folder / "empty.csv"
+    empty.write_text("")
+    broken_zip = folder / "broken.zip"
+    broken_zip.write_bytes(b"PK\x03\x04 truncated")
+    return {
+        missing: "missing column(s) ['deposit_type']",
+        semicolons: "comma-separated",
+        write_csv(text, folder / "text_in_adr.csv"): "column 'adr' must be numeric",
+        empty: "the file is empty",
+        broken_zip: "not a readable zip",
+    }
+
+
 def test_a_bad_source_fails_the_run_and_replaces_nothing(
     tmp_path: Path, settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     assert run_main_job(settings, instance).success
     before = _query(settings, "SELECT count(*), max(scored_at) FROM predictions")
-    bad = write_csv(make_bookings(500).drop(columns=["deposit_type"]), tmp_path / "bad.csv")
 
-    result = run_main_job(replace(settings, source=str(bad)), instance)
-    assert not result.success
-    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert failure.step_key == "raw_bookings"
-    message = failure.step_failure_data.error.cause.message
-    assert "bad.csv" in message and "deposit_type" in message
-    assert _materialized(result) == set()
-    assert _query(settings, "SELECT count(*) FROM raw_bookings") == [(SYNTHETIC_ROWS,)]
-    assert _query(settings, "SELECT count(*), max(scored_at) FROM predictions") == before
-    assert _champion_version(settings) == "1"
+    for bad, expected in _bad_sources(tmp_path).items():
+        result = run_main_job(replace(settings, source=str(bad)), instance)
+        assert not result.success
+        (failure,) = [
+            e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE
+        ]
+        assert failure.step_key == "raw_bookings"
+        message = failure.step_failure_data.error.cause.message
+        assert str(bad) in message and expected in message, message
+        assert _materialized(result) == set()
+        assert _query(settings, "SELECT count(*) FROM raw_bookings") == [(SYNTHETIC_ROWS,)]
+        assert _query(settings, "SELECT count(*), max(scored_at) FROM predictions") == before
+        assert _champion_version(settings) == "1"
 
 
 def test_invalid_rows_are_quarantined_and_the_run_goes_on(
