@@ -101,11 +101,45 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _group_key(frame: pd.DataFrame, group: tuple[str, ...]) -> pd.Series:
-    key = frame[group[0]].astype(str)
-    for column in group[1:]:
-        key = key + "|" + frame[column].astype(str)
-    return key
+# Point-in-time lookups use one sorted int64 array per group: key * DAY_SPAN + shifted day.
+DAY_SPAN = 1 << 16
+DAY_SHIFT = 1 << 14  # keeps days before EPOCH (bookings made in 2013-14) positive
+
+
+@dataclass(frozen=True)
+class RateTable:
+    """Cumulative bookings and cancellations per group key, by arrival day (inclusive)."""
+
+    positions: np.ndarray  # sorted key * DAY_SPAN + day + DAY_SHIFT
+    cum_bookings: np.ndarray
+    cum_cancels: np.ndarray
+
+    @classmethod
+    def count(cls, keys: np.ndarray, days: np.ndarray, labels: np.ndarray) -> RateTable:
+        positions, inverse = np.unique(keys * DAY_SPAN + days + DAY_SHIFT, return_inverse=True)
+        bookings = np.bincount(inverse).astype("float64")
+        cancels = np.bincount(inverse, weights=labels).astype("float64")
+        # running sums restart at each key: subtract the total before the key's first day
+        key_of = positions // DAY_SPAN
+        first = np.flatnonzero(np.r_[True, key_of[1:] != key_of[:-1]])
+        block = np.repeat(first, np.diff(np.r_[first, len(positions)]))
+        all_bookings, all_cancels = np.cumsum(bookings), np.cumsum(cancels)
+        return cls(
+            positions=positions,
+            cum_bookings=all_bookings - all_bookings[block] + bookings[block],
+            cum_cancels=all_cancels - all_cancels[block] + cancels[block],
+        )
+
+    def known_before(self, keys: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bookings, cancels) of the key's arrivals strictly before each day."""
+        probe = keys * DAY_SPAN + days - 1 + DAY_SHIFT
+        index = np.searchsorted(self.positions, probe, side="right") - 1
+        safe = np.clip(index, 0, None)
+        found = (index >= 0) & (self.positions[safe] // DAY_SPAN == keys)
+        return (
+            np.where(found, self.cum_bookings[safe], 0.0),
+            np.where(found, self.cum_cancels[safe], 0.0),
+        )
 
 
 @dataclass
@@ -113,76 +147,51 @@ class FeatureBuilder:
     """Category levels and point-in-time rate tables learnt from history."""
 
     categories: dict[str, list[str]] = field(default_factory=dict)
-    # per group: a frame (key, day, cum_bookings, cum_cancels), cumulative up to `day` inclusive
-    rate_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    global_table: pd.DataFrame | None = None
+    rate_tables: dict[str, RateTable] = field(default_factory=dict)
+    global_table: RateTable | None = None
+
+    def _categoricals(self, bookings: pd.DataFrame) -> dict[str, pd.Categorical]:
+        """Categorical columns with the levels seen in training (unseen levels become NaN)."""
+        return {
+            c: pd.Categorical(bookings[c].astype(str), categories=self.categories[c])
+            for c in CATEGORICAL_COLUMNS
+        }
+
+    def _group_keys(self, categoricals: dict[str, pd.Categorical]) -> dict[str, np.ndarray]:
+        """An integer key per rate group and row; 0 in any part means a level never seen."""
+        codes = {c: values.codes + 1 for c, values in categoricals.items()}
+        keys = {}
+        for group in RATE_GROUPS:
+            key = codes[group[0]].astype("int64")
+            for column in group[1:]:
+                key = key * (len(self.categories[column]) + 1) + codes[column]
+            keys[rate_feature_name(group)] = key
+        return keys
 
     @classmethod
     def fit(cls, history: pd.DataFrame) -> FeatureBuilder:
         """Learn from bookings with final labels (arrival before the as-of date)."""
-        categories = {
-            c: sorted(history[c].astype(str).unique().tolist()) for c in CATEGORICAL_COLUMNS
-        }
+        builder = cls(
+            categories={
+                c: sorted(history[c].astype(str).unique().tolist()) for c in CATEGORICAL_COLUMNS
+            }
+        )
         days = (history["arrival_date"] - EPOCH).dt.days.to_numpy()
         labels = history["is_canceled"].to_numpy()
-        rate_tables = {}
-        for group in RATE_GROUPS:
-            counts = (
-                pd.DataFrame(
-                    {"key": _group_key(history, group).to_numpy(), "day": days, "cancels": labels}
-                )
-                .groupby(["key", "day"], sort=True)["cancels"]
-                .agg(["size", "sum"])
-                .groupby(level="key")
-                .cumsum()
-                .reset_index()
-                .rename(columns={"size": "cum_bookings", "sum": "cum_cancels"})
-            )
-            rate_tables[rate_feature_name(group)] = counts
-        global_table = (
-            pd.DataFrame({"day": days, "cancels": labels})
-            .groupby("day")["cancels"]
-            .agg(["size", "sum"])
-            .cumsum()
-            .reset_index()
-            .rename(columns={"size": "cum_bookings", "sum": "cum_cancels"})
-        )
-        return cls(categories=categories, rate_tables=rate_tables, global_table=global_table)
-
-    def _known_before(
-        self, table: pd.DataFrame, day: np.ndarray, keys: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Cumulative (bookings, cancels) of arrivals strictly before `day`, per row."""
-        probe = pd.DataFrame({"day": day - 1, "row": np.arange(len(day))})
-        if keys is not None:
-            probe["key"] = keys
-        merged = pd.merge_asof(
-            probe.sort_values("day"),
-            table.sort_values("day"),
-            on="day",
-            by="key" if keys is not None else None,
-            direction="backward",
-        ).sort_values("row")
-        return (
-            merged["cum_bookings"].fillna(0).to_numpy(),
-            merged["cum_cancels"].fillna(0).to_numpy(),
-        )
-
-    def categorize(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Give categorical columns the levels seen in training (unseen levels become NaN)."""
-        features = features.copy()
-        for column in CATEGORICAL_COLUMNS:
-            features[column] = pd.Categorical(
-                features[column].astype(str), categories=self.categories[column]
-            )
-        return features
+        builder.rate_tables = {
+            name: RateTable.count(keys, days, labels)
+            for name, keys in builder._group_keys(builder._categoricals(history)).items()
+        }
+        builder.global_table = RateTable.count(np.zeros_like(days), days, labels)
+        return builder
 
     def transform(self, bookings: pd.DataFrame) -> pd.DataFrame:
         """Features for any bookings in the cleaned schema (labels, if present, are not read)."""
+        categoricals = self._categoricals(bookings)
         features = pd.DataFrame(index=bookings.index)
         for column in ALLOWED_SOURCE_COLUMNS:
             if column in CATEGORICAL_COLUMNS:
-                features[column] = bookings[column].astype(str)
+                features[column] = categoricals[column]
             else:
                 features[column] = bookings[column].astype("float64")
         arrival, booked = bookings["arrival_date"], bookings["booking_date"]
@@ -197,14 +206,14 @@ class FeatureBuilder:
         guests = bookings["adults"] + bookings["children"]
         features["adr_per_guest"] = (bookings["adr"] / guests.where(guests > 0)).astype("float64")
 
-        global_n, global_c = self._known_before(self.global_table, booking_day, None)
+        global_n, global_c = self.global_table.known_before(
+            np.zeros_like(booking_day), booking_day
+        )
         prior = np.where(global_n > 0, global_c / np.maximum(global_n, 1), np.nan)
-        for group in RATE_GROUPS:
-            name = rate_feature_name(group)
-            keys = _group_key(bookings, group).to_numpy()
-            n, c = self._known_before(self.rate_tables[name], booking_day, keys)
+        for name, keys in self._group_keys(categoricals).items():
+            n, c = self.rate_tables[name].known_before(keys, booking_day)
             features[name] = (c + RATE_SMOOTHING * prior) / (n + RATE_SMOOTHING)
-        return self.categorize(features[list(FEATURE_COLUMNS)])
+        return features[list(FEATURE_COLUMNS)]
 
 
 @dataclass
