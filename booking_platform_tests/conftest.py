@@ -14,6 +14,15 @@ from booking_platform_tests.synthetic import make_bookings, write_csv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SYNTHETIC_AS_OF = date(2017, 5, 1)
+SEVEN_ASSETS = {
+    "raw_bookings",
+    "cleaned_bookings",
+    "booking_features",
+    "drift_report",
+    "candidate_model",
+    "registered_model",
+    "batch_predictions",
+}
 SYNTHETIC_ROWS = 12000  # enough for a 2-month holdout of ~900 rows and a calibrated model
 
 

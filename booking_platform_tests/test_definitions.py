@@ -2,16 +2,7 @@ import dagster as dg
 
 from booking_platform.definitions import defs
 from booking_platform.defs.jobs import MAIN_JOB_NAME
-
-SEVEN_ASSETS = {
-    "raw_bookings",
-    "cleaned_bookings",
-    "booking_features",
-    "drift_report",
-    "candidate_model",
-    "registered_model",
-    "batch_predictions",
-}
+from booking_platform_tests.conftest import SEVEN_ASSETS
 
 
 def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:

@@ -10,18 +10,9 @@ from mlflow import MlflowClient
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
-from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
+from booking_platform_tests.conftest import SEVEN_ASSETS, SYNTHETIC_ROWS, run_main_job
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
-SEVEN_ASSETS = {
-    "raw_bookings",
-    "cleaned_bookings",
-    "booking_features",
-    "drift_report",
-    "candidate_model",
-    "registered_model",
-    "batch_predictions",
-}
 WEAK_PARAMS = '{"n_estimators": 3, "num_leaves": 3}'
 
 
