@@ -3,9 +3,9 @@
 import dagster as dg
 
 from booking_platform.config import Settings, load_settings
-from booking_platform.defs import checks
+from booking_platform.defs import checks, schedules
 from booking_platform.defs.assets import features, ingestion, modeling, monitoring, predictions
-from booking_platform.defs.jobs import booking_platform_job
+from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
 from booking_platform.defs.resources import build_resources
 
 
@@ -15,7 +15,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             [ingestion, features, modeling, monitoring, predictions]
         ),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
-        jobs=[booking_platform_job],
+        jobs=[booking_platform_job, scoring_job, retraining_job],
+        schedules=[schedules.daily_scoring_schedule, schedules.weekly_retraining_schedule],
         resources=build_resources(settings),
         # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step
         executor=dg.in_process_executor,

@@ -206,9 +206,7 @@ class FeatureBuilder:
         guests = bookings["adults"] + bookings["children"]
         features["adr_per_guest"] = (bookings["adr"] / guests.where(guests > 0)).astype("float64")
 
-        global_n, global_c = self.global_table.known_before(
-            np.zeros_like(booking_day), booking_day
-        )
+        global_n, global_c = self.global_table.known_before(np.zeros_like(booking_day), booking_day)
         prior = np.where(global_n > 0, global_c / np.maximum(global_n, 1), np.nan)
         for name, keys in self._group_keys(categoricals).items():
             n, c = self.rate_tables[name].known_before(keys, booking_day)

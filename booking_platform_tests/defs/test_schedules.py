@@ -1,0 +1,66 @@
+"""Schedules and the scoring / retraining jobs on a real Dagster instance (synthetic data)."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from booking_platform.config import Settings
+from booking_platform.core import warehouse
+from booking_platform.definitions import build_definitions, defs
+from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME, SCORING_JOB_NAME
+from booking_platform.defs.schedules import daily_scoring_schedule, weekly_retraining_schedule
+from booking_platform_tests.conftest import run_main_job
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {
+        e.step_materialization_data.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def test_schedules_request_their_jobs_with_reasons(instance: dg.DagsterInstance) -> None:
+    monday = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=monday)
+    (scoring,) = daily_scoring_schedule.evaluate_tick(context).run_requests
+    (retraining,) = weekly_retraining_schedule.evaluate_tick(context).run_requests
+    assert daily_scoring_schedule.job_name == SCORING_JOB_NAME
+    assert weekly_retraining_schedule.job_name == RETRAINING_JOB_NAME
+    assert retraining.tags[RETRAIN_REASON_TAG] == "schedule"
+    assert RETRAIN_REASON_TAG not in scoring.tags
+    assert daily_scoring_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert weekly_retraining_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert {s.name for s in defs.schedules} == {
+        "daily_scoring_schedule",
+        "weekly_retraining_schedule",
+    }
+
+
+def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    assert run_main_job(settings, instance).success
+    definitions = build_definitions(settings)
+
+    retrained = definitions.resolve_job_def(RETRAINING_JOB_NAME).execute_in_process(
+        instance=instance, tags={RETRAIN_REASON_TAG: "manual"}
+    )
+    assert _materialized(retrained) == {"candidate_model", "registered_model", "batch_predictions"}
+    checks = [
+        e.asset_check_evaluation_data.check_name
+        for e in retrained.all_events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    assert checks == ["promotion_gate"]
+
+    scored = definitions.resolve_job_def(SCORING_JOB_NAME).execute_in_process(instance=instance)
+    assert _materialized(scored) == {
+        "raw_bookings",
+        "cleaned_bookings",
+        "booking_features",
+        "drift_report",
+        "batch_predictions",
+    }
+    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+        versions = connection.execute("SELECT DISTINCT model_version FROM predictions").fetchall()
+    assert versions == [("2",)]
