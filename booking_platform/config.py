@@ -3,6 +3,7 @@
 BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cached under the home)
 BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
+CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 90
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 DEFAULT_AS_OF = "2017-05-01"
+DEFAULT_CHAMPION_MAX_AGE_DAYS = 90
 PUBLIC_SOURCE_URL = (
     "https://raw.githubusercontent.com/rfordatascience/tidytuesday/master/data/2020/2020-02-11/"
     "hotels.csv"
@@ -26,6 +28,7 @@ class Settings:
     home: Path
     source: str
     as_of: date
+    champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
 
     @property
     def warehouse_path(self) -> Path:
@@ -69,4 +72,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         as_of = date.fromisoformat(as_of_text)
     except ValueError as error:
         raise ValueError(f"BOOKINGS_AS_OF must be YYYY-MM-DD, got {as_of_text!r}") from error
-    return Settings(home=home, source=source, as_of=as_of)
+    max_age = int(env.get("CHAMPION_MAX_AGE_DAYS") or DEFAULT_CHAMPION_MAX_AGE_DAYS)
+    return Settings(home=home, source=source, as_of=as_of, champion_max_age_days=max_age)

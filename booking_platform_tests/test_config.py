@@ -35,3 +35,8 @@ def test_source_defaults_to_a_local_copy_then_the_public_url(tmp_path: Path) -> 
 def test_a_bad_as_of_date_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="BOOKINGS_AS_OF must be YYYY-MM-DD, got '2017-13-01'"):
         load_settings({"BOOKINGS_AS_OF": "2017-13-01"})
+
+
+def test_champion_max_age_is_configurable() -> None:
+    assert load_settings({}).champion_max_age_days == 90
+    assert load_settings({"CHAMPION_MAX_AGE_DAYS": "30"}).champion_max_age_days == 30

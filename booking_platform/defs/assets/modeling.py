@@ -2,10 +2,12 @@
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
 
+from booking_platform.config import DEFAULT_CHAMPION_MAX_AGE_DAYS
 from booking_platform.core import registry
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.training import DEFAULT_PARAMS, ValidatedModel, train_and_validate
@@ -72,7 +74,14 @@ def candidate_model(
     )
 
 
-@dg.asset(group_name="modeling", kinds={"mlflow"})
+@dg.asset(
+    group_name="modeling",
+    kinds={"mlflow"},
+    # reported in Dagit; champion_staleness_sensor is what retrains (on the as-of clock)
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(days=DEFAULT_CHAMPION_MAX_AGE_DAYS)
+    ),
+)
 def registered_model(
     context: dg.AssetExecutionContext, candidate_model: Candidate, mlflow_registry: MlflowRegistry
 ) -> dg.MaterializeResult:
@@ -93,6 +102,7 @@ def registered_model(
         metadata={
             "model_name": mlflow_registry.model_name,
             "champion_version": version,
+            "trained_as_of": candidate_model.as_of,
             "previous_champion_version": previous or "none",
             "mlflow_run_id": candidate_model.run_id,
             "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),

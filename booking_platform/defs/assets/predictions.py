@@ -1,5 +1,7 @@
 """batch_predictions: the champion's scores for the open bookings, in DuckDB `predictions`."""
 
+from datetime import timedelta
+
 import dagster as dg
 import pandas as pd
 
@@ -10,7 +12,15 @@ from booking_platform.defs.assets.modeling import registered_model
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 
 
-@dg.asset(group_name="predictions", deps=[registered_model], kinds={"duckdb"})
+@dg.asset(
+    group_name="predictions",
+    deps=[registered_model],
+    kinds={"duckdb"},
+    # reported in Dagit; the daily scoring schedule is what keeps it fresh
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(days=1), warn_window=timedelta(hours=20)
+    ),
+)
 def batch_predictions(
     context: dg.AssetExecutionContext,
     booking_features: FeatureSet,

@@ -1,0 +1,62 @@
+"""The staleness sensor on a real Dagster instance: run requests, skip reasons, cooldown."""
+
+import dagster as dg
+
+from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME
+from booking_platform.defs.sensors import build_staleness_sensor
+
+sensor = build_staleness_sensor(max_age_days=90)
+
+
+def _record(instance: dg.DagsterInstance, asset: str, **metadata: object) -> None:
+    """Record a materialisation as the assets do (only its metadata matters to the sensor)."""
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset, metadata=metadata))
+
+
+def _tick(instance: dg.DagsterInstance) -> dg.SensorResult:
+    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+
+
+def test_nothing_to_do_before_any_features(instance: dg.DagsterInstance) -> None:
+    result = _tick(instance)
+    assert not result.run_requests
+    assert "no booking_features yet" in result.skip_message
+
+
+def test_no_champion_requests_retraining(instance: dg.DagsterInstance) -> None:
+    _record(instance, "booking_features", as_of="2017-05-01")
+    (request,) = _tick(instance).run_requests
+    assert request.run_key == "stale:2017-05-01:none"
+    assert request.tags[RETRAIN_REASON_TAG] == "stale"
+    assert "no champion" in request.tags["booking_platform/trigger"]
+
+
+def test_a_young_champion_is_left_alone_and_an_old_one_retrained(
+    instance: dg.DagsterInstance,
+) -> None:
+    _record(instance, "registered_model", champion_version="3", trained_as_of="2017-05-01")
+    _record(instance, "booking_features", as_of="2017-07-30")
+    young = _tick(instance)
+    assert not young.run_requests
+    assert young.skip_message == "champion v3 is 90 days old (max 90)"
+
+    _record(instance, "booking_features", as_of="2017-08-01")
+    (request,) = _tick(instance).run_requests
+    assert request.run_key == "stale:2017-08-01:3"
+    assert request.tags[RETRAIN_REASON_TAG] == "stale"
+    # the same evidence gives the same key, so Dagster launches it once
+    (again,) = _tick(instance).run_requests
+    assert again.run_key == request.run_key
+
+
+def test_a_recent_retraining_run_means_cooldown(instance: dg.DagsterInstance) -> None:
+    _record(instance, "registered_model", champion_version="1", trained_as_of="2017-01-01")
+    _record(instance, "booking_features", as_of="2017-08-01")
+    instance.add_run(
+        dg.DagsterRun(
+            job_name=RETRAINING_JOB_NAME, run_id="a1b2c3", status=dg.DagsterRunStatus.STARTED
+        )
+    )
+    result = _tick(instance)
+    assert not result.run_requests
+    assert "retraining run a1b2c3 is recent" in result.skip_message
