@@ -48,6 +48,13 @@ def run_main_job(
     )
 
 
+def materialized_assets(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {
+        e.step_materialization_data.materialization.asset_key.to_user_string()
+        for e in result.get_asset_materialization_events()
+    }
+
+
 @pytest.fixture
 def instance() -> dg.DagsterInstance:
     with dg.instance_for_test() as test_instance:

@@ -10,17 +10,15 @@ from mlflow import MlflowClient
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
-from booking_platform_tests.conftest import SEVEN_ASSETS, SYNTHETIC_ROWS, run_main_job
+from booking_platform_tests.conftest import (
+    SEVEN_ASSETS,
+    SYNTHETIC_ROWS,
+    materialized_assets,
+    run_main_job,
+)
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 WEAK_PARAMS = '{"n_estimators": 3, "num_leaves": 3}'
-
-
-def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
-    return {
-        e.step_materialization_data.materialization.asset_key.to_user_string()
-        for e in result.get_asset_materialization_events()
-    }
 
 
 def _gate(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
@@ -48,7 +46,7 @@ def test_main_job_trains_gates_registers_and_scores(
 ) -> None:
     result = run_main_job(settings, instance)
     assert result.success
-    assert _materialized(result) == SEVEN_ASSETS
+    assert materialized_assets(result) == SEVEN_ASSETS
     assert _gate(result).passed
     checks = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
@@ -93,7 +91,7 @@ def test_a_weak_candidate_is_stopped_by_the_gate_and_the_champion_stays(
     gate = _gate(weak)
     assert not gate.passed
     assert "FAIL" in gate.description
-    materialized = _materialized(weak)
+    materialized = materialized_assets(weak)
     assert "candidate_model" in materialized
     assert not {"registered_model", "batch_predictions"} & materialized
     started = {
@@ -143,7 +141,7 @@ def test_a_bad_source_fails_the_run_and_replaces_nothing(
         assert failure.step_key == "raw_bookings"
         message = failure.step_failure_data.error.cause.message
         assert str(bad) in message and expected in message, message
-        assert _materialized(result) == set()
+        assert materialized_assets(result) == set()
         assert _query(settings, "SELECT count(*) FROM raw_bookings") == [(SYNTHETIC_ROWS,)]
         assert _query(settings, "SELECT count(*), max(scored_at) FROM predictions") == before
         assert _champion_version(settings) == "1"

@@ -9,14 +9,7 @@ from booking_platform.core import warehouse
 from booking_platform.definitions import build_definitions, defs
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME, SCORING_JOB_NAME
 from booking_platform.defs.schedules import daily_scoring_schedule, weekly_retraining_schedule
-from booking_platform_tests.conftest import run_main_job
-
-
-def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
-    return {
-        e.step_materialization_data.materialization.asset_key.to_user_string()
-        for e in result.get_asset_materialization_events()
-    }
+from booking_platform_tests.conftest import materialized_assets, run_main_job
 
 
 def test_schedules_request_their_jobs_with_reasons(instance: dg.DagsterInstance) -> None:
@@ -45,7 +38,11 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
     retrained = definitions.resolve_job_def(RETRAINING_JOB_NAME).execute_in_process(
         instance=instance, tags={RETRAIN_REASON_TAG: "manual"}
     )
-    assert _materialized(retrained) == {"candidate_model", "registered_model", "batch_predictions"}
+    assert materialized_assets(retrained) == {
+        "candidate_model",
+        "registered_model",
+        "batch_predictions",
+    }
     checks = [
         e.asset_check_evaluation_data.check_name
         for e in retrained.all_events
@@ -54,7 +51,7 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
     assert checks == ["promotion_gate"]
 
     scored = definitions.resolve_job_def(SCORING_JOB_NAME).execute_in_process(instance=instance)
-    assert _materialized(scored) == {
+    assert materialized_assets(scored) == {
         "raw_bookings",
         "cleaned_bookings",
         "booking_features",
