@@ -29,6 +29,8 @@ retraining_job = dg.define_asset_job(
     RETRAINING_JOB_NAME,
     selection=dg.AssetSelection.assets("candidate_model").downstream(),
     executor_def=dg.in_process_executor,
+    # a person launching it from Dagit; sensors and schedules override the reason
+    tags={RETRAIN_REASON_TAG: "manual"},
     description="Train a candidate on the current features; the gate decides whether it is "
     "registered as champion and scores the open bookings.",
 )
