@@ -7,7 +7,7 @@ from booking_platform.defs import checks, schedules
 from booking_platform.defs.assets import features, ingestion, modeling, monitoring, predictions
 from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
 from booking_platform.defs.resources import build_resources
-from booking_platform.defs.sensors import build_staleness_sensor
+from booking_platform.defs.sensors import build_staleness_sensor, realised_performance_sensor
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -18,7 +18,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[booking_platform_job, scoring_job, retraining_job],
         schedules=[schedules.daily_scoring_schedule, schedules.weekly_retraining_schedule],
-        sensors=[build_staleness_sensor(settings.champion_max_age_days)],
+        sensors=[
+            build_staleness_sensor(settings.champion_max_age_days),
+            realised_performance_sensor,
+        ],
         resources=build_resources(settings),
         # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step
         executor=dg.in_process_executor,

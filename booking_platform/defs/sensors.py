@@ -2,6 +2,7 @@
 
 staleness: the champion was trained on data older than the configured maximum age, measured in
 as-of days (the platform's clock), or there is no champion at all.
+performance: the realised ROC AUC of a recent arrival month fell under a floor.
 """
 
 from datetime import UTC, date, datetime, timedelta
@@ -10,6 +11,7 @@ import dagster as dg
 
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME, retraining_job
 
+REALISED_AUC_FLOOR = 0.80
 RETRAIN_COOLDOWN = timedelta(hours=1)  # wall-clock time between two sensor-requested retrainings
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
@@ -45,6 +47,18 @@ def _cooling_down(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     return unfinished[0] if unfinished else None
 
 
+def _retrain(
+    instance: dg.DagsterInstance, reason: str, run_key: str, trigger: str
+) -> dg.RunRequest | dg.SkipReason:
+    """Request retraining with its reason, unless a retraining run is recent (cooldown)."""
+    running = _cooling_down(instance)
+    if running is not None:
+        return dg.SkipReason(f"{trigger}, but retraining run {running.run_id} is recent")
+    return dg.RunRequest(
+        run_key=run_key, tags={RETRAIN_REASON_TAG: reason, "booking_platform/trigger": trigger}
+    )
+
+
 def build_staleness_sensor(max_age_days: int) -> dg.SensorDefinition:
     @dg.sensor(
         name="champion_staleness_sensor",
@@ -67,13 +81,25 @@ def build_staleness_sensor(max_age_days: int) -> dg.SensorDefinition:
             if age <= max_age_days:
                 return dg.SkipReason(f"champion v{version} is {age} days old (max {max_age_days})")
             age_text = f"champion v{version} is {age} days old (max {max_age_days})"
-        running = _cooling_down(context.instance)
-        if running is not None:
-            return dg.SkipReason(f"{age_text}, but retraining run {running.run_id} is recent")
-        return dg.RunRequest(
-            # one retraining per (data as-of, champion): the key de-duplicates repeated ticks
-            run_key=f"stale:{as_of}:{version}",
-            tags={RETRAIN_REASON_TAG: "stale", "booking_platform/trigger": age_text},
-        )
+        # one retraining per (data as-of, champion): the key de-duplicates repeated ticks
+        return _retrain(context.instance, "stale", f"stale:{as_of}:{version}", age_text)
 
     return champion_staleness_sensor
+
+
+@dg.sensor(
+    job=retraining_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=f"Retrain when a recent month's realised ROC AUC is under {REALISED_AUC_FLOOR}.",
+)
+def realised_performance_sensor(context: dg.SensorEvaluationContext):
+    measured = _latest_metadata(context.instance, "realised_performance")
+    if measured is None or "worst_recent_roc_auc" not in measured:
+        return dg.SkipReason("no realised performance yet: scored bookings have not arrived")
+    worst = float(measured["worst_recent_roc_auc"])
+    months = measured.get("recent_months")
+    if worst >= REALISED_AUC_FLOOR:
+        return dg.SkipReason(f"worst recent realised ROC AUC {worst:.3f} >= {REALISED_AUC_FLOOR}")
+    trigger = f"realised ROC AUC {worst:.3f} < {REALISED_AUC_FLOOR} in months {months}"
+    return _retrain(context.instance, "performance", f"performance:{measured['as_of']}", trigger)

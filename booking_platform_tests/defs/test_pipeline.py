@@ -46,7 +46,7 @@ def test_main_job_trains_gates_registers_and_scores(
 ) -> None:
     result = run_main_job(settings, instance)
     assert result.success
-    assert materialized_assets(result) == SEVEN_ASSETS
+    assert materialized_assets(result) == SEVEN_ASSETS | {"realised_performance"}
     assert _gate(result).passed
     checks = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
@@ -166,6 +166,7 @@ def test_a_new_as_of_adds_predictions_and_keeps_the_old_ones(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     assert run_main_job(settings, instance).success
+    assert _query(settings, "SELECT count(*) FROM realised_performance") == [(0,)]
     assert run_main_job(replace(settings, as_of=date(2017, 7, 1)), instance).success
     by_date = _query(
         settings, "SELECT as_of, any_value(model_version) FROM predictions GROUP BY 1 ORDER BY 1"
@@ -174,3 +175,10 @@ def test_a_new_as_of_adds_predictions_and_keeps_the_old_ones(
     previous = MlflowClient().get_model_version(MODEL_NAME, "1")
     assert previous.tags["previous_champion"] == "true"
     assert previous.tags["replaced_by_version"] == "2"
+    # the May scores have met their outcomes: realised performance per arrival month
+    realised = _query(
+        settings,
+        "SELECT arrival_month, bookings, roc_auc, model_versions FROM realised_performance",
+    )
+    assert [row[0] for row in realised] == ["2017-05", "2017-06"]
+    assert all(row[1] > 100 and 0.6 < row[2] <= 1.0 and row[3] == "1" for row in realised)

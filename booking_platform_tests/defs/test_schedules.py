@@ -44,6 +44,7 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
         "candidate_model",
         "registered_model",
         "batch_predictions",
+        "realised_performance",
     }
     checks = [
         e.asset_check_evaluation_data.check_name
@@ -59,6 +60,7 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
         "booking_features",
         "drift_report",
         "batch_predictions",
+        "realised_performance",
     }
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
         versions = connection.execute("SELECT DISTINCT model_version FROM predictions").fetchall()

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME
-from booking_platform.defs.sensors import build_staleness_sensor
+from booking_platform.defs.sensors import build_staleness_sensor, realised_performance_sensor
 
 sensor = build_staleness_sensor(max_age_days=90)
 
@@ -60,3 +60,25 @@ def test_a_recent_retraining_run_means_cooldown(instance: dg.DagsterInstance) ->
     result = _tick(instance)
     assert not result.run_requests
     assert "retraining run a1b2c3 is recent" in result.skip_message
+
+
+def test_performance_sensor_acts_only_under_the_floor(instance: dg.DagsterInstance) -> None:
+    result = realised_performance_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert "no realised performance yet" in result.skip_message
+
+    _record(instance, "realised_performance", as_of="2017-06-01", worst_recent_roc_auc=0.86)
+    fine = realised_performance_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert not fine.run_requests and "0.860 >= 0.8" in fine.skip_message
+
+    _record(
+        instance,
+        "realised_performance",
+        as_of="2017-07-01",
+        worst_recent_roc_auc=0.71,
+        recent_months=["2017-04", "2017-05", "2017-06"],
+    )
+    result = realised_performance_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    (request,) = result.run_requests
+    assert request.run_key == "performance:2017-07-01"
+    assert request.tags[RETRAIN_REASON_TAG] == "performance"
+    assert "0.710 < 0.8" in request.tags["booking_platform/trigger"]

@@ -1,11 +1,17 @@
-"""drift_report: Evidently data drift of the open bookings against the champion's reference."""
+"""drift_report (Evidently data drift) and realised_performance (how past scores held up)."""
 
 import dagster as dg
 
-from booking_platform.core import registry
+from booking_platform.core import performance, registry
 from booking_platform.core.drift import compute_drift, reference_sample
 from booking_platform.core.features import FeatureSet
-from booking_platform.defs.resources import MlflowRegistry, PlatformSettings
+from booking_platform.core.warehouse import replace_tables
+from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
+from booking_platform.defs.assets.predictions import batch_predictions
+from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
+
+PERFORMANCE_TABLE = "realised_performance"
+RECENT_MONTHS = 3
 
 
 @dg.asset(group_name="monitoring", kinds={"evidently"})
@@ -50,3 +56,32 @@ def drift_report(
             "report_url": dg.MetadataValue.url(summary.html_path.as_uri()),
         }
     )
+
+
+@dg.asset(group_name="monitoring", deps=[cleaned_bookings, batch_predictions], kinds={"duckdb"})
+def realised_performance(
+    context: dg.AssetExecutionContext, platform: PlatformSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Realised ROC AUC and calibration per arrival month, once scored bookings have arrived."""
+    as_of = platform.settings.as_of
+    with warehouse.connect() as connection:
+        outcomes = connection.execute(
+            f"SELECT booking_id, arrival_date, is_canceled FROM {CLEANED_TABLE}"
+        ).df()
+        predictions = connection.execute(
+            "SELECT booking_id, cancel_probability, model_version, as_of FROM predictions"
+        ).df()
+        table = performance.realised_performance(predictions, outcomes, as_of)
+        replace_tables(connection, {PERFORMANCE_TABLE: table})
+    recent = table[table["bookings"] >= performance.MIN_MONTH_BOOKINGS].tail(RECENT_MONTHS)
+    worst = float(recent["roc_auc"].min()) if not recent.empty else None
+    context.log.info(f"realised performance over {len(table)} month(s); worst recent AUC {worst}")
+    metadata: dict[str, object] = {
+        "as_of": str(as_of),
+        "months": len(table),
+        "table": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
+    }
+    if worst is not None:
+        metadata["worst_recent_roc_auc"] = worst
+        metadata["recent_months"] = dg.MetadataValue.json(recent["arrival_month"].tolist())
+    return dg.MaterializeResult(metadata=metadata)
