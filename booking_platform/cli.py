@@ -67,7 +67,9 @@ def run_main_job(settings: Settings) -> int:
         console.print(f"[red]run {result.run_id} failed[/] at {failed}")
         for event in result.all_events:
             if event.is_step_failure and event.step_failure_data.error:
-                console.print(event.step_failure_data.error.message.strip())
+                error = event.step_failure_data.error
+                # the asset's own error (e.g. which file and column), not Dagster's wrapper
+                console.print((error.cause or error).message.strip(), markup=False)
         return 1
     return 0
 

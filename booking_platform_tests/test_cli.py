@@ -105,3 +105,17 @@ def test_predictions_command_prints_the_riskiest_first(env: dict[str, str]) -> N
     assert len(probabilities) == 5
     assert probabilities == sorted(probabilities, reverse=True)
     assert "as of 2017-05-01" in completed.stdout
+
+
+def test_run_with_a_bad_source_fails_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = write_csv(make_bookings(50).drop(columns=["hotel"]), tmp_path / "no_hotel.csv")
+    monkeypatch.setenv("BOOKING_PLATFORM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BOOKINGS_SOURCE", str(bad))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused"))  # the CLI sets its own
+    assert main(["run"]) == 1
+    out = capsys.readouterr().out
+    assert "failed at ['raw_bookings']" in out
+    assert "no_hotel.csv: missing column(s) ['hotel']" in out.replace("\n", "")
+    assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
