@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities.model_registry import ModelVersion  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
 
@@ -108,12 +109,23 @@ def log_candidate(
         return run.info.run_id, info.model_uri
 
 
-def load_alias(model_name: str, alias: str = CHAMPION) -> RegisteredVersion | None:
-    """The model version behind an alias, or None when the alias does not exist yet."""
-    client = MlflowClient()
+def alias_version(model_name: str, alias: str = CHAMPION) -> ModelVersion | None:
+    """The registry entry behind an alias (version, run id), or None before the first one."""
     try:
-        version = client.get_model_version_by_alias(model_name, alias)
+        return MlflowClient().get_model_version_by_alias(model_name, alias)
     except MlflowException:
+        return None
+
+
+def load_alias_version(model_name: str, alias: str = CHAMPION) -> str | None:
+    version = alias_version(model_name, alias)
+    return None if version is None else str(version.version)
+
+
+def load_alias(model_name: str, alias: str = CHAMPION) -> RegisteredVersion | None:
+    """The model behind an alias, loaded, or None when the alias does not exist yet."""
+    version = alias_version(model_name, alias)
+    if version is None:
         return None
     pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version.version}")
     return RegisteredVersion(
@@ -145,10 +157,3 @@ def promote(model_name: str, model_uri: str, tags: dict[str, str]) -> tuple[str,
         )
         client.set_model_version_tag(model_name, previous, "previous_champion", "true")
     return str(version.version), previous
-
-
-def load_alias_version(model_name: str, alias: str = CHAMPION) -> str | None:
-    try:
-        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None

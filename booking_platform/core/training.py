@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import lightgbm as lgb
@@ -57,7 +57,6 @@ class CancellationModel:
     classifier: lgb.LGBMClassifier
     threshold: float = DECISION_THRESHOLD
     train_end: str = ""  # arrivals before this date trained the model
-    metadata: dict[str, str] = field(default_factory=dict)
 
     def predict_proba(self, bookings: pd.DataFrame) -> np.ndarray:
         return self.classifier.predict_proba(self.builder.transform(bookings))[:, 1]

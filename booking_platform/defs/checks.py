@@ -25,11 +25,6 @@ EXPECTED_TYPES = {
 }
 
 
-def _query(warehouse: Warehouse, sql: str) -> list[tuple]:
-    with warehouse.connect(read_only=True) as connection:
-        return connection.execute(sql).fetchall()
-
-
 @dg.asset_check(asset=cleaned_bookings, description="Columns exist with the expected types.")
 def cleaned_bookings_schema(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as connection:
@@ -48,14 +43,14 @@ def cleaned_bookings_schema(warehouse: Warehouse) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=cleaned_bookings, description="Values within business ranges.")
 def cleaned_bookings_ranges(warehouse: Warehouse) -> dg.AssetCheckResult:
-    ((bad_adr, bad_lead, no_guests, bad_dates),) = _query(
-        warehouse,
-        f"""SELECT count(*) FILTER (WHERE adr < 0 OR adr > {MAX_ADR}),
-                   count(*) FILTER (WHERE lead_time < 0),
-                   count(*) FILTER (WHERE adults + children + babies <= 0),
-                   count(*) FILTER (WHERE booking_date > arrival_date)
-            FROM {CLEANED_TABLE}""",
-    )
+    with warehouse.connect(read_only=True) as connection:
+        bad_adr, bad_lead, no_guests, bad_dates = connection.execute(
+            f"""SELECT count(*) FILTER (WHERE adr < 0 OR adr > {MAX_ADR}),
+                       count(*) FILTER (WHERE lead_time < 0),
+                       count(*) FILTER (WHERE adults + children + babies <= 0),
+                       count(*) FILTER (WHERE booking_date > arrival_date)
+                FROM {CLEANED_TABLE}"""
+        ).fetchone()
     return dg.AssetCheckResult(
         passed=bad_adr + bad_lead + no_guests + bad_dates == 0,
         metadata={

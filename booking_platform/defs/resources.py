@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from mlflow.entities.model_registry import ModelVersion
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
@@ -60,6 +61,11 @@ class MlflowRegistry(dg.ConfigurableResource):
     def champion(self) -> registry.RegisteredVersion | None:
         self.experiment_id()
         return registry.load_alias(self.model_name)
+
+    def champion_entry(self) -> ModelVersion | None:
+        """Version and run id only: no model loading, for callers that need just those."""
+        self.experiment_id()
+        return registry.alias_version(self.model_name)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

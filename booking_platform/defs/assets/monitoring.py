@@ -28,7 +28,8 @@ def drift_report(
     """
     _, history_features = booking_features.part("history")
     _, open_features = booking_features.part("open")
-    champion = mlflow_registry.champion()
+    # the drift reference is an artifact of the champion's run: no need to load the model
+    champion = mlflow_registry.champion_entry()
     if champion is not None:
         reference, reference_name = (
             registry.reference_features(champion.run_id),
