@@ -1,4 +1,4 @@
-"""The `booking-platform` command: run the main job, score a file, show the latest predictions."""
+"""The `booking-platform` command: run the main job, score a file, show predictions, replay."""
 
 from __future__ import annotations
 
@@ -6,16 +6,24 @@ import argparse
 import os
 import shutil
 import sys
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import track
 from rich.table import Table
 
 from booking_platform.config import MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.scoring import score_bookings
-from booking_platform.core.source import OUTCOME_COLUMNS, SourceError, read_bookings
+from booking_platform.core.snapshots import month_starts, parse_month_or_date, write_snapshot
+from booking_platform.core.source import (
+    OUTCOME_COLUMNS,
+    SourceError,
+    read_bookings,
+    resolve_source,
+)
 
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -181,6 +189,27 @@ def show_predictions(settings: Settings, limit: int) -> int:
     return 0
 
 
+def replay(settings: Settings, dates: list[date]) -> int:
+    """Write PMS snapshots of the configured source into the landing folder, oldest first."""
+    try:
+        source = read_bookings(resolve_source(settings.source, settings.cache_dir))
+    except (SourceError, OSError) as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    for as_of in track(dates, description="writing snapshots", console=console):
+        path = write_snapshot(source.frame, as_of, settings.landing_dir)
+        console.print(f"{as_of}: {path}")
+    return 0
+
+
+def _replay_dates(args: argparse.Namespace) -> list[date]:
+    if args.as_of is not None:
+        return [args.as_of]
+    if args.start is None or args.end is None or args.start > args.end:
+        raise SystemExit("replay needs --as-of DATE, or --from DATE --to DATE with from <= to")
+    return month_starts(args.start, args.end)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="booking-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -190,10 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--output", required=True, type=Path)
     latest = commands.add_parser("predictions", help="print the latest predictions")
     latest.add_argument("--limit", type=int, default=20)
+    replay_parser = commands.add_parser(
+        "replay", help="write PMS snapshots of the source into the landing folder"
+    )
+    replay_parser.add_argument("--as-of", type=date.fromisoformat, help="one snapshot date")
+    replay_parser.add_argument("--from", dest="start", type=parse_month_or_date, help="YYYY-MM")
+    replay_parser.add_argument("--to", dest="end", type=parse_month_or_date, help="YYYY-MM")
+    replay_parser.add_argument(
+        "--every", choices=["month"], default="month", help="series step (first of each month)"
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "run":
         return run_main_job(settings)
+    if args.command == "replay":
+        return replay(settings, _replay_dates(args))
     if args.command == "predict":
         return predict_file(settings, args.input, args.output)
     return show_predictions(settings, args.limit)

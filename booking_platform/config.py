@@ -51,6 +51,11 @@ class Settings:
         return self.home / "reports"
 
     @property
+    def landing_dir(self) -> Path:
+        """Where PMS snapshots land (`booking-platform replay` writes them; a sensor ingests)."""
+        return self.home / "landing"
+
+    @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
 

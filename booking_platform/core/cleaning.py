@@ -69,7 +69,7 @@ def type_bookings(raw: pd.DataFrame) -> pd.DataFrame:
     return typed
 
 
-def _reasons(typed: pd.DataFrame) -> pd.Series:
+def _reasons(typed: pd.DataFrame, as_of: date | None) -> pd.Series:
     """One text per row: every rule the row breaks, joined by '; ' (empty when valid)."""
     required = [c for c in FEATURE_SOURCE_COLUMNS if c not in NA_FILL]
     guests = typed["adults"] + typed["children"] + typed["babies"]
@@ -102,19 +102,28 @@ def _reasons(typed: pd.DataFrame) -> pd.Series:
     if "is_canceled" in typed:
         status_date = typed["reservation_status_date"]
         cancelled = typed["reservation_status"].isin(("Canceled", "No-Show"))
+        outcome_known = typed[list(OUTCOME_COLUMNS)].notna()
+        # a snapshot leaves all three outcome columns empty for a booking still open on its date
+        has_outcome = outcome_known.any(axis=1)
         rules |= {
-            "is_canceled not 0/1": ~typed["is_canceled"].isin((0, 1)),
-            "unknown reservation_status": ~typed["reservation_status"].isin(RESERVATION_STATUSES),
+            "outcome columns partly empty": has_outcome & ~outcome_known.all(axis=1),
+            "is_canceled not 0/1": has_outcome & ~typed["is_canceled"].isin((0, 1)),
+            "unknown reservation_status": has_outcome
+            & ~typed["reservation_status"].isin(RESERVATION_STATUSES),
             "is_canceled disagrees with reservation_status": (
                 typed["is_canceled"].eq(1) != cancelled
             )
             & typed["reservation_status"].isin(RESERVATION_STATUSES),
-            "impossible reservation_status_date": status_date.isna(),
+            "impossible reservation_status_date": has_outcome & status_date.isna(),
             "reservation_status_date before booking date": status_date < typed["booking_date"],
             "check-out dated before arrival": (
                 typed["reservation_status"].eq("Check-Out") & (status_date < typed["arrival_date"])
             ),
         }
+        if as_of is not None:
+            rules["arrived before the snapshot date but has no outcome"] = ~has_outcome & (
+                typed["arrival_date"] < pd.Timestamp(as_of)
+            )
     reasons = pd.Series("", index=typed.index)
     for text, broken in rules.items():
         broken = broken.fillna(False).to_numpy(dtype=bool)
@@ -122,10 +131,14 @@ def _reasons(typed: pd.DataFrame) -> pd.Series:
     return reasons
 
 
-def clean_bookings(raw: pd.DataFrame) -> CleaningResult:
-    """Type the raw text frame and split it into cleaned and quarantined rows."""
+def clean_bookings(raw: pd.DataFrame, as_of: date | None = None) -> CleaningResult:
+    """Type the raw text frame and split it into cleaned and quarantined rows.
+
+    Bookings without an outcome (a snapshot's open bookings) are valid when they arrive on or
+    after `as_of`; `is_canceled` is then NA, so the column is nullable (`history` makes it int).
+    """
     typed = type_bookings(raw)
-    reasons = _reasons(typed)
+    reasons = _reasons(typed, as_of)
     invalid = reasons != ""
     quarantined = raw[invalid].copy()
     quarantined["reason"] = reasons[invalid]
@@ -133,13 +146,20 @@ def clean_bookings(raw: pd.DataFrame) -> CleaningResult:
     for column in ("lead_time", "adults", "babies", "arrival_date_year"):
         cleaned[column] = cleaned[column].astype("int64")
     if "is_canceled" in cleaned:
-        cleaned["is_canceled"] = cleaned["is_canceled"].astype("int64")
+        cleaned["is_canceled"] = cleaned["is_canceled"].astype("Int64")
     return CleaningResult(cleaned.reset_index(drop=True), quarantined.reset_index(drop=True))
 
 
 def history(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """Bookings that arrived before the as-of date: their label is final."""
-    return cleaned[cleaned["arrival_date"] < pd.Timestamp(as_of)]
+    """Bookings that arrived before the as-of date: their label is final (and never NA)."""
+    past = cleaned[cleaned["arrival_date"] < pd.Timestamp(as_of)]
+    unlabelled = past["is_canceled"].isna()
+    if unlabelled.any():
+        raise ValueError(
+            f"{int(unlabelled.sum())} booking(s) arrived before {as_of} without an outcome, "
+            f"e.g. booking_id {past.loc[unlabelled, 'booking_id'].head(5).tolist()}"
+        )
+    return past.astype({"is_canceled": "int64"})
 
 
 def open_bookings(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:

@@ -1,0 +1,76 @@
+"""PMS snapshots: what an export taken on an as-of date would have held.
+
+A snapshot on date T holds every booking made before T. Outcomes are as known on T: a booking
+that arrived before T, or was cancelled before T, keeps them; one still open on T has its three
+outcome columns empty. Replaying the real data as a series of snapshots lets two years of history
+arrive as if live, into the landing folder the landing sensor watches.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from booking_platform.core.cleaning import type_bookings
+from booking_platform.core.source import OUTCOME_COLUMNS
+
+SNAPSHOT_NAME = re.compile(r"^bookings_(\d{4}-\d{2}-\d{2})\.csv(\.gz)?$")
+
+
+def snapshot_name(as_of: date) -> str:
+    return f"bookings_{as_of.isoformat()}.csv.gz"
+
+
+def snapshot_as_of(path: Path) -> date | None:
+    """The as-of date a landing file's name declares, or None for a name that is not a snapshot."""
+    match = SNAPSHOT_NAME.match(path.name)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def take_snapshot(raw: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The rows (raw text, with booking_id) of an export taken on `as_of`.
+
+    Rows whose dates do not parse are kept in every snapshot, so cleaning quarantines them with
+    a reason instead of the replay losing them.
+    """
+    typed = type_bookings(raw)
+    cutoff = pd.Timestamp(as_of)
+    undated = typed["booking_date"].isna()
+    made = (typed["booking_date"] < cutoff) | undated
+    cancelled_before = typed["reservation_status"].eq("Canceled") & (
+        typed["reservation_status_date"] < cutoff
+    )
+    still_open = (typed["arrival_date"] >= cutoff) & ~cancelled_before
+    snapshot = raw[made.to_numpy()].copy()
+    snapshot.loc[still_open[made].to_numpy(), list(OUTCOME_COLUMNS)] = None
+    return snapshot
+
+
+def parse_month_or_date(text: str) -> date:
+    """YYYY-MM (the first of that month) or YYYY-MM-DD."""
+    return date.fromisoformat(f"{text}-01" if len(text) == 7 else text)
+
+
+def month_starts(first: date, last: date) -> list[date]:
+    """The first day of every month from `first`'s month to `last`'s month, inclusive."""
+    return [d.date() for d in pd.date_range(first.replace(day=1), last.replace(day=1), freq="MS")]
+
+
+def write_snapshot(raw: pd.DataFrame, as_of: date, landing_dir: Path) -> Path:
+    """Write the snapshot atomically (a watcher never sees half a file); returns its path."""
+    landing_dir.mkdir(parents=True, exist_ok=True)
+    path = landing_dir / snapshot_name(as_of)
+    partial = landing_dir / f".{path.name}.part"
+    take_snapshot(raw, as_of).to_csv(
+        partial, index=False, compression={"method": "gzip", "compresslevel": 1}
+    )
+    partial.rename(path)
+    return path
