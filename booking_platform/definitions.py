@@ -7,7 +7,11 @@ from booking_platform.defs import checks, schedules
 from booking_platform.defs.assets import features, ingestion, modeling, monitoring, predictions
 from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
 from booking_platform.defs.resources import build_resources
-from booking_platform.defs.sensors import build_staleness_sensor, realised_performance_sensor
+from booking_platform.defs.sensors import (
+    build_staleness_sensor,
+    drift_sensor,
+    realised_performance_sensor,
+)
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -21,6 +25,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             build_staleness_sensor(settings.champion_max_age_days),
             realised_performance_sensor,
+            drift_sensor,
         ],
         resources=build_resources(settings),
         # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step

@@ -3,12 +3,15 @@
 staleness: the champion was trained on data older than the configured maximum age, measured in
 as-of days (the platform's clock), or there is no champion at all.
 performance: the realised ROC AUC of a recent arrival month fell under a floor.
+drift: the open bookings drifted from those open on the same date a year earlier beyond the
+thresholds in core/drift.py (drift_report records the verdict).
 """
 
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from booking_platform.core.drift import NO_RETRAINING
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME, retraining_job
 
 REALISED_AUC_FLOOR = 0.80
@@ -103,3 +106,25 @@ def realised_performance_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason(f"worst recent realised ROC AUC {worst:.3f} >= {REALISED_AUC_FLOOR}")
     trigger = f"realised ROC AUC {worst:.3f} < {REALISED_AUC_FLOOR} in months {months}"
     return _retrain(context.instance, "performance", f"performance:{measured['as_of']}", trigger)
+
+
+@dg.sensor(
+    job=retraining_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Retrain when drift_report's like-with-like drift exceeds the drift thresholds.",
+)
+def drift_sensor(context: dg.SensorEvaluationContext):
+    report = _latest_metadata(context.instance, "drift_report")
+    if report is None:
+        return dg.SkipReason("no drift_report yet")
+    as_of, verdict = report["as_of"], str(report.get("retrain_verdict", ""))
+    if not report.get("seasonal_reference"):
+        return dg.SkipReason(
+            f"drift_report as of {as_of} has no same-date-last-year reference: not acting on it"
+        )
+    if verdict == NO_RETRAINING:
+        return dg.SkipReason(
+            f"drift as of {as_of} within thresholds (share {float(report['drift_share']):.2f})"
+        )
+    return _retrain(context.instance, "drift", f"drift:{as_of}", f"drift as of {as_of}: {verdict}")

@@ -1,9 +1,14 @@
-"""The staleness sensor on a real Dagster instance: run requests, skip reasons, cooldown."""
+"""The retraining sensors on a real Dagster instance: run requests, skip reasons, cooldown."""
 
 import dagster as dg
 
+from booking_platform.core.drift import NO_RETRAINING
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME
-from booking_platform.defs.sensors import build_staleness_sensor, realised_performance_sensor
+from booking_platform.defs.sensors import (
+    build_staleness_sensor,
+    drift_sensor,
+    realised_performance_sensor,
+)
 
 sensor = build_staleness_sensor(max_age_days=90)
 
@@ -82,3 +87,41 @@ def test_performance_sensor_acts_only_under_the_floor(instance: dg.DagsterInstan
     assert request.run_key == "performance:2017-07-01"
     assert request.tags[RETRAIN_REASON_TAG] == "performance"
     assert "0.710 < 0.8" in request.tags["booking_platform/trigger"]
+
+
+def test_drift_sensor_acts_only_on_a_like_with_like_verdict(instance: dg.DagsterInstance) -> None:
+    def tick() -> dg.SensorResult:
+        return drift_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+
+    assert "no drift_report yet" in tick().skip_message
+    # against the champion's training sample every season drifts: not evidence to act on
+    _record(
+        instance,
+        "drift_report",
+        as_of="2016-05-01",
+        seasonal_reference=False,
+        drift_share=0.9,
+        retrain_verdict=NO_RETRAINING,
+    )
+    assert "no same-date-last-year reference" in tick().skip_message
+    _record(
+        instance,
+        "drift_report",
+        as_of="2017-05-01",
+        seasonal_reference=True,
+        drift_share=0.31,
+        retrain_verdict=NO_RETRAINING,
+    )
+    assert "within thresholds (share 0.31)" in tick().skip_message
+    _record(
+        instance,
+        "drift_report",
+        as_of="2017-06-01",
+        seasonal_reference=True,
+        drift_share=0.42,
+        retrain_verdict="key column(s) drifted: market_segment 0.61 (Jensen-Shannon distance)",
+    )
+    (request,) = tick().run_requests
+    assert request.run_key == "drift:2017-06-01"
+    assert request.tags[RETRAIN_REASON_TAG] == "drift"
+    assert "market_segment 0.61" in request.tags["booking_platform/trigger"]

@@ -3,7 +3,14 @@
 import dagster as dg
 
 from booking_platform.core import performance, registry
-from booking_platform.core.drift import compute_drift, reference_sample
+from booking_platform.core.drift import (
+    NO_RETRAINING,
+    compute_drift,
+    drift_verdict,
+    reference_sample,
+    seasonal_reference,
+    year_earlier,
+)
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.warehouse import replace_tables
 from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
@@ -21,33 +28,40 @@ def drift_report(
     platform: PlatformSettings,
     mlflow_registry: MlflowRegistry,
 ) -> dg.MaterializeResult:
-    """HTML report under the data home; drift share and drifted columns as metadata.
+    """HTML report under the data home; drift share and per-column scores as metadata.
 
-    Reference: the training-feature sample logged with the champion; before any champion exists,
-    the history of this as-of date.
+    Reference: the bookings open on the same date a year earlier (like with like, see
+    core/drift.py). An export that does not reach back a year falls back to the champion's
+    training sample (or this date's history), marked `seasonal_reference: false`, which the drift
+    sensor does not act on: against that reference every season looks like drift.
     """
-    _, history_features = booking_features.part("history")
     _, open_features = booking_features.part("open")
-    # the drift reference is an artifact of the champion's run: no need to load the model
-    champion = mlflow_registry.champion_entry()
-    if champion is not None:
-        reference, reference_name = (
-            registry.reference_features(champion.run_id),
-            f"champion v{champion.version} training sample",
-        )
-    else:
-        reference = reference_sample(history_features)
-        reference_name = "sample of this as-of date's history (no champion yet)"
+    reference = seasonal_reference(booking_features)
+    seasonal = reference is not None
+    reference_name = f"bookings open on {year_earlier(booking_features.as_of)}"
+    if not seasonal:
+        # the drift reference is an artifact of the champion's run: no need to load the model
+        champion = mlflow_registry.champion_entry()
+        if champion is not None:
+            reference = registry.reference_features(champion.run_id)
+            reference_name = f"champion v{champion.version} training sample"
+        else:
+            reference = reference_sample(booking_features.part("history")[1])
+            reference_name = "sample of this as-of date's history (no champion yet)"
     if open_features.empty:
         raise ValueError(f"no open bookings as of {booking_features.as_of}: nothing to compare")
     as_of = booking_features.as_of
     path = platform.settings.reports_dir / f"drift_report_{as_of}.html"
     summary = compute_drift(reference, open_features, path)
+    verdict = drift_verdict(summary.drift_share, summary.column_scores)
     context.log.info(f"drift share {summary.drift_share:.2f}: {summary.drifted_columns}")
     return dg.MaterializeResult(
         metadata={
             "as_of": str(as_of),
             "reference": reference_name,
+            "seasonal_reference": seasonal,
+            # what the drift sensor acts on; against a non-seasonal reference it never acts
+            "retrain_verdict": (verdict if seasonal else None) or NO_RETRAINING,
             "reference_rows": len(reference),
             "current_rows": len(open_features),
             "drift_share": summary.drift_share,

@@ -1,0 +1,233 @@
+"""The backtest: replay the export month by month and score three retraining policies.
+
+On the first of every month a snapshot is taken (what the PMS knew that day). Each policy then
+decides, from that snapshot alone, whether to train a candidate; a candidate replaces the
+policy's champion only if the promotion gate passes. The champion in place on the first of the
+month is scored on every booking that arrives during that month (except those already
+cancelled on the first), against the outcomes known later. The policies:
+
+- frozen: train once, on the first snapshot;
+- monthly: train on every snapshot;
+- sensor: what the platform's sensors do: train when there is no champion, when it is older
+  than the maximum age, when last month's realised ROC AUC fell under the floor, or when the
+  open bookings drifted from the same date a year earlier beyond the drift thresholds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+matplotlib.use("Agg")  # headless: plots are files, never windows
+import matplotlib.pyplot as plt  # noqa: E402
+
+from booking_platform.core import drift  # noqa: E402
+from booking_platform.core.cleaning import clean_bookings  # noqa: E402
+from booking_platform.core.features import build_feature_set  # noqa: E402
+from booking_platform.core.gate import judge  # noqa: E402
+from booking_platform.core.snapshots import take_snapshot  # noqa: E402
+from booking_platform.core.training import (  # noqa: E402
+    CancellationModel,
+    ValidatedModel,
+    calibration_error,
+    train_and_validate,
+)
+
+POLICIES = ("frozen", "monthly", "sensor")
+
+
+@dataclass(frozen=True)
+class SensorRules:
+    """The thresholds the platform's sensors use (defaults: the platform's own)."""
+
+    max_age_days: int
+    auc_floor: float
+    drift_share: float = drift.DRIFT_SHARE_THRESHOLD
+    drift_key_columns: dict[str, float] = field(default_factory=lambda: drift.KEY_DRIFT_COLUMNS)
+
+
+@dataclass
+class PolicyState:
+    name: str
+    champion: CancellationModel | None = None
+    retrainings: int = 0
+    months: list[dict[str, object]] = field(default_factory=list)
+
+    def champion_as_of(self) -> date | None:
+        return None if self.champion is None else date.fromisoformat(self.champion.train_end)
+
+
+@dataclass(frozen=True)
+class MonthSnapshot:
+    """What every policy sees on the first of a month: features, and the drift verdict."""
+
+    as_of: date
+    validated_candidate: Callable[[], ValidatedModel]  # trains on demand, once
+    drift_reason: str | None
+
+
+def _evaluation_rows(cleaned: pd.DataFrame, month: date) -> pd.DataFrame:
+    start = pd.Timestamp(month)
+    end = start + pd.offsets.MonthBegin(1)
+    arriving = cleaned["arrival_date"].between(start, end, inclusive="left")
+    cancelled_before = cleaned["reservation_status"].eq("Canceled") & (
+        cleaned["reservation_status_date"] < start
+    )
+    return cleaned[arriving & ~cancelled_before]
+
+
+def _snapshot(
+    raw: pd.DataFrame, as_of: date, reports_dir: Path, rules: SensorRules
+) -> MonthSnapshot:
+    cleaned = clean_bookings(take_snapshot(raw, as_of), as_of).cleaned
+    feature_set = build_feature_set(cleaned, as_of)
+    reason = None
+    reference = drift.seasonal_reference(feature_set)
+    if reference is not None:
+        _, current = feature_set.part("open")
+        summary = drift.compute_drift(
+            reference, current, reports_dir / f"backtest_drift_{as_of}.html"
+        )
+        reason = drift.drift_verdict(
+            summary.drift_share, summary.column_scores, rules.drift_share, rules.drift_key_columns
+        )
+    trained: list[ValidatedModel] = []
+
+    def validated_candidate() -> ValidatedModel:
+        if not trained:
+            history, features = feature_set.part("history")
+            trained.append(train_and_validate(history, feature_set.builder, features, as_of))
+        return trained[0]
+
+    return MonthSnapshot(as_of, validated_candidate, reason)
+
+
+def _sensor_reason(state: PolicyState, snapshot: MonthSnapshot, rules: SensorRules) -> str | None:
+    if state.champion is None:
+        return "no champion"
+    age = (snapshot.as_of - state.champion_as_of()).days
+    if age > rules.max_age_days:
+        return f"stale: {age} days > {rules.max_age_days}"
+    last = state.months[-1] if state.months else None
+    if last is not None and last["auc"] is not None and last["auc"] < rules.auc_floor:
+        return f"performance: {last['month']} realised ROC AUC {last['auc']:.3f}"
+    return snapshot.drift_reason and f"drift: {snapshot.drift_reason}"
+
+
+def _retrain_reason(state: PolicyState, snapshot: MonthSnapshot, rules: SensorRules) -> str | None:
+    if state.name == "frozen":
+        return None if state.champion is not None else "first snapshot"
+    if state.name == "monthly":
+        return "every month"
+    return _sensor_reason(state, snapshot, rules)
+
+
+def _score_month(model: CancellationModel, rows: pd.DataFrame) -> tuple[float | None, float]:
+    labels = rows["is_canceled"].to_numpy(dtype=int)
+    proba = model.predict_proba(rows)
+    auc = float(roc_auc_score(labels, proba)) if len(np.unique(labels)) == 2 else None
+    return auc, calibration_error(labels, proba)
+
+
+def run_backtest(
+    raw: pd.DataFrame,
+    months: list[date],
+    rules: SensorRules,
+    reports_dir: Path,
+    progress: Callable[[Iterable[date]], Iterable[date]] = iter,
+) -> dict[str, object]:
+    """Replay `months` (firsts of months) under each policy; the result is backtest.json's body.
+
+    `raw` is the whole export (final outcomes): snapshots are cut from it for the policies, and
+    its outcomes, known in hindsight, grade them.
+    """
+    outcomes = clean_bookings(raw).cleaned
+    states = [PolicyState(name) for name in POLICIES]
+    for as_of in progress(months):
+        snapshot = _snapshot(raw, as_of, reports_dir, rules)
+        rows = _evaluation_rows(outcomes, as_of)
+        for state in states:
+            reason = _retrain_reason(state, snapshot, rules)
+            promoted = False
+            if reason is not None:
+                candidate = snapshot.validated_candidate()
+                state.retrainings += 1
+                if judge(candidate, state.champion).passed:
+                    state.champion, promoted = candidate.model, True
+            auc, ece = _score_month(state.champion, rows)
+            state.months.append(
+                {
+                    "month": f"{as_of:%Y-%m}",
+                    "auc": auc,
+                    "ece": ece,
+                    "bookings": len(rows),
+                    "champion_as_of": str(state.champion_as_of()),
+                    "retrained": reason,
+                    "promoted": promoted,
+                }
+            )
+    return {
+        "months": [f"{m:%Y-%m}" for m in months],
+        "rules": {
+            "max_age_days": rules.max_age_days,
+            "auc_floor": rules.auc_floor,
+            "drift_share": rules.drift_share,
+            "drift_key_columns": rules.drift_key_columns,
+        },
+        "policies": {
+            state.name: {
+                "mean_auc": float(np.mean([m["auc"] for m in state.months if m["auc"]])),
+                "mean_ece": float(np.mean([m["ece"] for m in state.months])),
+                "retrainings": state.retrainings,
+                "months": state.months,
+            }
+            for state in states
+        },
+    }
+
+
+def summary_table(result: dict[str, object]) -> pd.DataFrame:
+    """One row per month, AUC/ECE per policy side by side, then the means and retrainings."""
+    policies = result["policies"]
+    table = pd.DataFrame({"month": result["months"]})
+    for name, policy in policies.items():
+        table[f"{name}_auc"] = [m["auc"] for m in policy["months"]]
+        table[f"{name}_ece"] = [m["ece"] for m in policy["months"]]
+        table[f"{name}_retrained"] = [bool(m["retrained"]) for m in policy["months"]]
+    return table
+
+
+def plot_backtest(result: dict[str, object], path: Path) -> Path:
+    """Per-month ROC AUC and calibration error per policy; dots mark promoted retrainings."""
+    figure, (auc_axis, ece_axis) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for name, policy in result["policies"].items():
+        months = policy["months"]
+        x = [m["month"] for m in months]
+        label = f"{name} (mean AUC {policy['mean_auc']:.3f}, {policy['retrainings']} retrainings)"
+        auc_axis.plot(x, [m["auc"] for m in months], marker=".", label=label)
+        ece_axis.plot(x, [m["ece"] for m in months], marker=".", label=name)
+        promoted = [m["month"] for m in months if m["promoted"]]
+        auc_axis.scatter(
+            promoted,
+            [m["auc"] for m in months if m["promoted"]],
+            s=60,
+            facecolors="none",
+            edgecolors=auc_axis.lines[-1].get_color(),
+        )
+    auc_axis.set_ylabel("ROC AUC of the month's arrivals")
+    auc_axis.set_title("Backtest: champion in place on the 1st, graded on that month's arrivals")
+    auc_axis.legend(fontsize=8)
+    ece_axis.set_ylabel("calibration error")
+    ece_axis.tick_params(axis="x", rotation=45)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
