@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -15,7 +16,9 @@ from rich.table import Table
 
 from booking_platform.config import MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
+from booking_platform.core.backtest import SensorRules, plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import month_starts, parse_month_or_date, write_snapshot
 from booking_platform.core.source import (
@@ -202,6 +205,49 @@ def replay(settings: Settings, dates: list[date]) -> int:
     return 0
 
 
+def backtest(settings: Settings, months: list[date]) -> int:
+    """Replay `months` under the three policies; write the table, plot and backtest.json."""
+    try:
+        source = read_bookings(resolve_source(settings.source, settings.cache_dir))
+    except (SourceError, OSError) as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    rules = SensorRules(max_age_days=settings.champion_max_age_days, auc_floor=REALISED_AUC_FLOOR)
+    result = run_backtest(
+        source.frame,
+        months,
+        rules,
+        settings.reports_dir,
+        progress=lambda items: track(items, description="replaying months", console=console),
+    )
+    settings.home.mkdir(parents=True, exist_ok=True)
+    json_path = settings.home / "backtest.json"
+    json_path.write_text(json.dumps(result, indent=2))
+    table = summary_table(result)
+    table_path = settings.home / "backtest.csv"
+    table.to_csv(table_path, index=False)
+    plot_path = plot_backtest(result, settings.home / "backtest.png")
+    registry.log_backtest(
+        settings.mlflow_tracking_uri,
+        settings.mlflow_artifact_root,
+        result,
+        [json_path, table_path, plot_path],
+    )
+    summary = Table(title=f"backtest {result['months'][0]} .. {result['months'][-1]}")
+    for column in ("policy", "mean ROC AUC", "mean calibration error", "retrainings"):
+        summary.add_column(column)
+    for name, policy in result["policies"].items():
+        summary.add_row(
+            name,
+            f"{policy['mean_auc']:.4f}",
+            f"{policy['mean_ece']:.4f}",
+            str(policy["retrainings"]),
+        )
+    console.print(summary)
+    console.print(f"table {table_path}\nplot {plot_path}\n{json_path}")
+    return 0
+
+
 def _replay_dates(args: argparse.Namespace) -> list[date]:
     if args.as_of is not None:
         return [args.as_of]
@@ -228,10 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     replay_parser.add_argument(
         "--every", choices=["month"], default="month", help="series step (first of each month)"
     )
+    backtest_parser = commands.add_parser(
+        "backtest", help="replay month by month under the frozen, monthly and sensor policies"
+    )
+    backtest_parser.add_argument("--from", dest="start", type=parse_month_or_date, required=True)
+    backtest_parser.add_argument("--to", dest="end", type=parse_month_or_date, required=True)
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "run":
         return run_main_job(settings)
+    if args.command == "backtest":
+        return backtest(settings, month_starts(args.start, args.end))
     if args.command == "replay":
         return replay(settings, _replay_dates(args))
     if args.command == "predict":

@@ -1,5 +1,6 @@
 """The `booking-platform` command against a home where the main job has run (synthetic data)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -7,11 +8,14 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
 from booking_platform.cli import main
 from booking_platform.config import Settings
+from booking_platform.core import registry
 from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -119,3 +123,37 @@ def test_run_with_a_bad_source_fails_and_says_why(
     assert "failed at ['raw_bookings']" in out
     assert "no_hotel.csv: missing column(s) ['hotel']" in out.replace("\n", "")
     assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()
+
+
+def test_backtest_writes_its_json_table_and_plot_and_logs_to_mlflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_csv(make_bookings(SYNTHETIC_ROWS), tmp_path / "bookings.csv")
+    monkeypatch.setenv("BOOKING_PLATFORM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BOOKINGS_SOURCE", str(source))
+    assert main(["backtest", "--from", "2017-04", "--to", "2017-06"]) == 0
+    result = json.loads((tmp_path / "home" / "backtest.json").read_text())
+    policies = result["policies"]
+    assert set(policies) == {"frozen", "monthly", "sensor"}
+    assert result["months"] == ["2017-04", "2017-05", "2017-06"]
+    assert policies["frozen"]["retrainings"] == 1
+    assert policies["monthly"]["retrainings"] == 3
+    # a young champion, no drift (stationary data), AUC above the floor: no sensor retraining
+    assert policies["sensor"]["retrainings"] == 1
+    for policy in policies.values():
+        assert [m["month"] for m in policy["months"]] == result["months"]
+        assert 0.5 < policy["mean_auc"] <= 1
+        assert policy["mean_auc"] == pytest.approx(np.mean([m["auc"] for m in policy["months"]]))
+    # frozen and sensor kept the first champion, so they graded every month alike
+    assert [m["auc"] for m in policies["frozen"]["months"]] == [
+        m["auc"] for m in policies["sensor"]["months"]
+    ]
+    table = pd.read_csv(tmp_path / "home" / "backtest.csv")
+    assert table.columns[:4].tolist() == ["month", "frozen_auc", "frozen_ece", "frozen_retrained"]
+    assert (tmp_path / "home" / "backtest.png").stat().st_size > 10_000
+    registry.use_store(
+        f"sqlite:///{tmp_path / 'home' / 'mlflow' / 'mlflow.db'}",
+        tmp_path / "home" / "mlflow" / "artifacts",
+    )
+    runs = mlflow.search_runs(experiment_names=[registry.BACKTEST_EXPERIMENT])
+    assert len(runs) == 1 and runs.loc[0, "metrics.monthly_retrainings"] == 3

@@ -157,3 +157,38 @@ def promote(model_name: str, model_uri: str, tags: dict[str, str]) -> tuple[str,
         )
         client.set_model_version_tag(model_name, previous, "previous_champion", "true")
     return str(version.version), previous
+
+
+BACKTEST_EXPERIMENT = "booking_cancellation_backtest"
+
+
+def log_backtest(
+    tracking_uri: str, artifact_root: Path, result: dict, artifacts: list[Path]
+) -> str:
+    """One MLflow run per backtest: each policy's mean AUC, ECE and retrainings, and the files."""
+    use_store(tracking_uri, artifact_root)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(BACKTEST_EXPERIMENT)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else client.create_experiment(
+            BACKTEST_EXPERIMENT, artifact_location=(artifact_root / "backtest").as_uri()
+        )
+    )
+    months = result["months"]
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"backtest {months[0]}..{months[-1]}"
+    ) as run:
+        mlflow.log_params({"from": months[0], "to": months[-1], **result["rules"]})
+        for name, policy in result["policies"].items():
+            mlflow.log_metrics(
+                {
+                    f"{name}_mean_roc_auc": policy["mean_auc"],
+                    f"{name}_mean_calibration_error": policy["mean_ece"],
+                    f"{name}_retrainings": policy["retrainings"],
+                }
+            )
+        for path in artifacts:
+            mlflow.log_artifact(str(path))
+    return run.info.run_id

@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from booking_platform.core.drift import NO_RETRAINING
+from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME, retraining_job
 
-REALISED_AUC_FLOOR = 0.80
 RETRAIN_COOLDOWN = timedelta(hours=1)  # wall-clock time between two sensor-requested retrainings
 UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
