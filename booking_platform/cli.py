@@ -20,7 +20,12 @@ from booking_platform.core.backtest import SensorRules, plot_backtest, run_backt
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.scoring import score_bookings
-from booking_platform.core.snapshots import month_starts, parse_month_or_date, write_snapshot
+from booking_platform.core.snapshots import (
+    month_starts,
+    parse_month_or_date,
+    snapshot_as_of,
+    write_snapshot,
+)
 from booking_platform.core.source import (
     OUTCOME_COLUMNS,
     SourceError,
@@ -41,6 +46,68 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _execute(instance, job, as_of: str):  # noqa: ANN001, ANN202 (dagster is imported lazily)
+    """Run `job` in process as of `as_of` (its partition, added if new); Dagit sees the run."""
+    from booking_platform.defs.partitions import as_of_partitions
+
+    instance.add_dynamic_partitions(as_of_partitions.name, [as_of])
+    # the CLI prints its own summary instead of Dagster's per-event log; Dagit keeps it all
+    return job.execute_in_process(
+        instance=instance, partition_key=as_of, raise_on_error=False, run_config=QUIET
+    )
+
+
+def _step_errors(result) -> list[str]:  # noqa: ANN001
+    """The failing assets' own errors (e.g. which file and column), not Dagster's wrapper."""
+    errors = []
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            errors.append(f"{event.step_key}: {(error.cause or error).message.strip()}")
+    return errors
+
+
+def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
+    """Run `job_name` as of every landed snapshot (and known partition) in [start, end].
+
+    Dates run oldest first; a failing date is reported and the next one still runs.
+    """
+    import dagster as dg
+
+    from booking_platform.definitions import build_definitions
+    from booking_platform.defs.partitions import as_of_partitions
+
+    prepare_dagster_home(settings)
+    job = build_definitions(settings).resolve_job_def(job_name)
+    landing = settings.landing_dir
+    landed = {
+        d for p in (landing.iterdir() if landing.is_dir() else []) if (d := snapshot_as_of(p))
+    }
+    failures = 0
+    with dg.DagsterInstance.get() as instance:
+        known = {
+            date.fromisoformat(k) for k in instance.get_dynamic_partitions(as_of_partitions.name)
+        }
+        dates = sorted(d for d in landed | known if start <= d <= end)
+        if not dates:
+            console.print(f"[red]error:[/] no snapshot in {landing} and no partition in range")
+            return 2
+        for as_of in track(dates, description=f"{job_name} backfill", console=console):
+            result = _execute(instance, job, as_of.isoformat())
+            if result.success:
+                console.print(f"{as_of}: [green]succeeded[/] (run {result.run_id})")
+            else:
+                failures += 1
+                console.print(f"{as_of}: [red]failed[/] (run {result.run_id})")
+                for error in _step_errors(result):
+                    console.print(f"  {error}", markup=False, soft_wrap=True)
+    console.print(f"{len(dates) - failures} of {len(dates)} date(s) succeeded")
+    return 1 if failures else 0
+
+
 def run_main_job(settings: Settings) -> int:
     """Materialise the whole asset graph in the instance under the data home; print a summary."""
     import dagster as dg
@@ -55,12 +122,7 @@ def run_main_job(settings: Settings) -> int:
     )
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
     with dg.DagsterInstance.get() as instance, console.status("running the asset graph..."):
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            # the summary below replaces Dagster's per-event console log; Dagit keeps it all
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
+        result = _execute(instance, job, str(settings.as_of))
     metadata: dict[str, dict[str, object]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -76,11 +138,8 @@ def run_main_job(settings: Settings) -> int:
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         console.print(f"[red]run {result.run_id} failed[/] at {failed}")
-        for event in result.all_events:
-            if event.is_step_failure and event.step_failure_data.error:
-                error = event.step_failure_data.error
-                # the asset's own error (e.g. which file and column), not Dagster's wrapper
-                console.print((error.cause or error).message.strip(), markup=False)
+        for error in _step_errors(result):
+            console.print(error, markup=False, soft_wrap=True)
         return 1
     return 0
 
@@ -279,10 +338,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     backtest_parser.add_argument("--from", dest="start", type=parse_month_or_date, required=True)
     backtest_parser.add_argument("--to", dest="end", type=parse_month_or_date, required=True)
+    backfill_parser = commands.add_parser(
+        "backfill", help="run a job as of every landed snapshot in a date range"
+    )
+    backfill_parser.add_argument("--from", dest="start", type=parse_month_or_date, required=True)
+    backfill_parser.add_argument("--to", dest="end", type=parse_month_or_date, required=True)
+    backfill_parser.add_argument(
+        "--job",
+        default="scoring_job",
+        choices=["scoring_job", "booking_platform_job", "retraining_job"],
+        help="scoring_job ingests and scores (default); booking_platform_job also trains",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "run":
         return run_main_job(settings)
+    if args.command == "backfill":
+        return backfill(settings, args.start, args.end, args.job)
     if args.command == "backtest":
         return backtest(settings, month_starts(args.start, args.end))
     if args.command == "replay":

@@ -8,6 +8,7 @@ from booking_platform.defs.assets import features, ingestion, modeling, monitori
 from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
 from booking_platform.defs.resources import build_resources
 from booking_platform.defs.sensors import (
+    build_landing_sensor,
     build_staleness_sensor,
     drift_sensor,
     realised_performance_sensor,
@@ -26,6 +27,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_staleness_sensor(settings.champion_max_age_days),
             realised_performance_sensor,
             drift_sensor,
+            build_landing_sensor(settings.landing_dir),
         ],
         resources=build_resources(settings),
         # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step

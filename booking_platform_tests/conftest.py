@@ -10,6 +10,7 @@ import pytest
 from booking_platform.config import Settings
 from booking_platform.definitions import build_definitions
 from booking_platform.defs.jobs import MAIN_JOB_NAME
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,10 +40,12 @@ def settings(tmp_path: Path, synthetic_source: Path) -> Settings:
 def run_main_job(
     settings: Settings, instance: dg.DagsterInstance, params_json: str = "{}"
 ) -> dg.ExecuteInProcessResult:
-    """Run the main job as `make run` does, optionally with LightGBM overrides."""
+    """Run the main job as of the settings' date, as `make run` does (LightGBM overrides too)."""
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
+    instance.add_dynamic_partitions(as_of_partitions.name, [str(settings.as_of)])
     return job.execute_in_process(
         instance=instance,
+        partition_key=str(settings.as_of),
         raise_on_error=False,
         run_config={"ops": {"candidate_model": {"config": {"params_json": params_json}}}},
     )

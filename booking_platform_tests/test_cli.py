@@ -15,7 +15,10 @@ import pytest
 
 from booking_platform.cli import main
 from booking_platform.config import Settings
-from booking_platform.core import registry
+from booking_platform.core import registry, warehouse
+from booking_platform.core.snapshots import write_snapshot
+from booking_platform.core.source import read_bookings
+from booking_platform.defs.jobs import MAIN_JOB_NAME
 from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -157,3 +160,28 @@ def test_backtest_writes_its_json_table_and_plot_and_logs_to_mlflow(
     )
     runs = mlflow.search_runs(experiment_names=[registry.BACKTEST_EXPERIMENT])
     assert len(runs) == 1 and runs.loc[0, "metrics.monthly_retrainings"] == 3
+
+
+def test_backfill_runs_each_landed_snapshot_and_a_bad_one_blocks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("BOOKING_PLATFORM_HOME", str(home))
+    monkeypatch.setenv("BOOKINGS_SOURCE", str(tmp_path / "unused.csv"))
+    landing = home / "landing"
+    raw = read_bookings(write_csv(make_bookings(SYNTHETIC_ROWS), tmp_path / "full.csv")).frame
+    write_snapshot(raw, date(2017, 5, 1), landing)
+    bad = raw.copy()
+    bad.loc[3, "lead_time"] = "soon"
+    bad.to_csv(landing / "bookings_2017-04-01.csv", index=False)
+
+    code = main(["backfill", "--from", "2017-04", "--to", "2017-05", "--job", MAIN_JOB_NAME])
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert code == 1
+    assert "2017-04-01: failed" in out and "2017-05-01: succeeded" in out
+    assert "bookings_2017-04-01.csv: column 'lead_time' must be numeric" in out
+    assert "1 of 2 date(s) succeeded" in out
+    with warehouse.connect(home / "warehouse.duckdb", read_only=True) as connection:
+        scored = connection.execute("SELECT DISTINCT as_of FROM predictions").fetchall()
+        sources = connection.execute("SELECT DISTINCT as_of FROM raw_bookings").fetchall()
+    assert scored == sources == [(date(2017, 5, 1),)]

@@ -24,6 +24,14 @@ def snapshot_name(as_of: date) -> str:
     return f"bookings_{as_of.isoformat()}.csv.gz"
 
 
+def snapshot_path(landing_dir: Path, as_of: date) -> Path | None:
+    """The snapshot landed for `as_of` (.csv.gz or .csv), if any."""
+    for name in (snapshot_name(as_of), snapshot_name(as_of).removesuffix(".gz")):
+        if (landing_dir / name).is_file():
+            return landing_dir / name
+    return None
+
+
 def snapshot_as_of(path: Path) -> date | None:
     """The as-of date a landing file's name declares, or None for a name that is not a snapshot."""
     match = SNAPSHOT_NAME.match(path.name)

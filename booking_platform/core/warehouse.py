@@ -62,21 +62,46 @@ def read_table(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame
     return connection.execute(f'SELECT * FROM "{name}"').df()
 
 
+def replace_slices(
+    connection: duckdb.DuckDBPyConnection, as_of: date, tables: dict[str, pd.DataFrame]
+) -> None:
+    """Replace one as-of date's rows in each table, atomically; other dates are kept.
+
+    Each frame gets an `as_of` column; a table that does not exist yet is created from its frame.
+    """
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        for name, frame in tables.items():
+            connection.register("incoming", frame.assign(as_of=as_of))
+            connection.execute(
+                f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM incoming LIMIT 0'
+            )
+            connection.execute(f'DELETE FROM "{name}" WHERE as_of = ?', [as_of])
+            connection.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM incoming')
+            connection.unregister("incoming")
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def read_slice(connection: duckdb.DuckDBPyConnection, name: str, as_of: date) -> pd.DataFrame:
+    """One as-of date's rows of a table, without the `as_of` column."""
+    return (
+        connection.execute(f'SELECT * FROM "{name}" WHERE as_of = ?', [as_of])
+        .df()
+        .drop(columns="as_of")
+    )
+
+
 def replace_predictions(
     connection: duckdb.DuckDBPyConnection, as_of: date, predictions: pd.DataFrame
 ) -> None:
     """Replace the rows of one as-of date in `predictions`; other dates are kept."""
     connection.execute(PREDICTIONS_DDL)
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        connection.execute("DELETE FROM predictions WHERE as_of = ?", [as_of])
-        connection.register("incoming", predictions)
-        connection.execute("INSERT INTO predictions BY NAME SELECT * FROM incoming")
-        connection.unregister("incoming")
-        connection.execute("COMMIT")
-    except Exception:
-        connection.execute("ROLLBACK")
-        raise
+    replace_slices(
+        connection, as_of, {"predictions": predictions.drop(columns="as_of", errors="ignore")}
+    )
 
 
 def latest_predictions(connection: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:

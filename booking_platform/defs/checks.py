@@ -1,10 +1,14 @@
 """Asset checks: data checks on cleaned_bookings and the promotion gate on candidate_model."""
 
+from datetime import date
+
 import dagster as dg
+import pandas as pd
 
 from booking_platform.core import gate
 from booking_platform.core.cleaning import MAX_ADR
-from booking_platform.core.warehouse import read_table
+from booking_platform.core.source import OUTCOME_COLUMNS
+from booking_platform.core.warehouse import read_slice
 from booking_platform.defs.assets.ingestion import (
     CLEANED_TABLE,
     QUARANTINE_TABLE,
@@ -12,6 +16,7 @@ from booking_platform.defs.assets.ingestion import (
     cleaned_bookings,
 )
 from booking_platform.defs.assets.modeling import Candidate, candidate_model
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, Warehouse
 
 EXPECTED_TYPES = {
@@ -25,7 +30,16 @@ EXPECTED_TYPES = {
 }
 
 
-@dg.asset_check(asset=cleaned_bookings, description="Columns exist with the expected types.")
+def _as_of(context: dg.AssetCheckExecutionContext) -> date:
+    """The as-of date of the run's partition: each check looks at that date's rows only."""
+    return date.fromisoformat(context.partition_key)
+
+
+@dg.asset_check(
+    asset=cleaned_bookings,
+    partitions_def=as_of_partitions,
+    description="Columns exist with the expected types.",
+)
 def cleaned_bookings_schema(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as connection:
         actual = dict(
@@ -41,15 +55,22 @@ def cleaned_bookings_schema(warehouse: Warehouse) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=cleaned_bookings, description="Values within business ranges.")
-def cleaned_bookings_ranges(warehouse: Warehouse) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=cleaned_bookings,
+    partitions_def=as_of_partitions,
+    description="Values within business ranges.",
+)
+def cleaned_bookings_ranges(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as connection:
         bad_adr, bad_lead, no_guests, bad_dates = connection.execute(
             f"""SELECT count(*) FILTER (WHERE adr < 0 OR adr > {MAX_ADR}),
                        count(*) FILTER (WHERE lead_time < 0),
                        count(*) FILTER (WHERE adults + children + babies <= 0),
                        count(*) FILTER (WHERE booking_date > arrival_date)
-                FROM {CLEANED_TABLE}"""
+                FROM {CLEANED_TABLE} WHERE as_of = ?""",
+            [_as_of(context)],
         ).fetchone()
     return dg.AssetCheckResult(
         passed=bad_adr + bad_lead + no_guests + bad_dates == 0,
@@ -62,13 +83,28 @@ def cleaned_bookings_ranges(warehouse: Warehouse) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=cleaned_bookings, description="No nulls; raw = cleaned + quarantined.")
-def cleaned_bookings_complete(warehouse: Warehouse) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=cleaned_bookings,
+    partitions_def=as_of_partitions,
+    description="No nulls (but the outcome of a booking still open); raw = cleaned + quarantined.",
+)
+def cleaned_bookings_complete(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    as_of = _as_of(context)
     with warehouse.connect(read_only=True) as connection:
-        cleaned = read_table(connection, CLEANED_TABLE)
-        (raw_rows,) = connection.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone()
-        (quarantined,) = connection.execute(f"SELECT count(*) FROM {QUARANTINE_TABLE}").fetchone()
-    nulls = {c: int(n) for c, n in cleaned.isna().sum().items() if n}
+        cleaned = read_slice(connection, CLEANED_TABLE, as_of)
+        raw_rows, quarantined = (
+            len(read_slice(connection, table, as_of)) for table in (RAW_TABLE, QUARANTINE_TABLE)
+        )
+    still_open = cleaned["arrival_date"] >= pd.Timestamp(as_of)
+    nulls = {
+        c: int(n) for c, n in cleaned.drop(columns=list(OUTCOME_COLUMNS)).isna().sum().items() if n
+    } | {
+        c: int(n)
+        for c, n in cleaned.loc[~still_open, list(OUTCOME_COLUMNS)].isna().sum().items()
+        if n
+    }
     return dg.AssetCheckResult(
         passed=not nulls and raw_rows == len(cleaned) + quarantined,
         metadata={
@@ -82,6 +118,7 @@ def cleaned_bookings_complete(warehouse: Warehouse) -> dg.AssetCheckResult:
 
 @dg.asset_check(
     asset=candidate_model,
+    partitions_def=as_of_partitions,
     blocking=True,
     description="Promotion gate: floors, then not worse than the champion on the same holdout.",
 )

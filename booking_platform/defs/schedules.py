@@ -1,25 +1,39 @@
-"""Schedules: daily scoring is on by default, weekly retraining is off (see README)."""
+"""Schedules: daily scoring is on by default, weekly retraining is off (see README).
+
+Both run as of the newest as-of partition (the newest snapshot or `booking-platform run` date).
+"""
 
 import dagster as dg
 
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, retraining_job, scoring_job
+from booking_platform.defs.partitions import latest_as_of
 
-daily_scoring_schedule = dg.ScheduleDefinition(
-    name="daily_scoring_schedule",
+
+def _latest(context: dg.ScheduleEvaluationContext, tags: dict[str, str]):
+    as_of = latest_as_of(context.instance)
+    if as_of is None:
+        return dg.SkipReason("no as-of partition yet: land a snapshot or run booking-platform run")
+    return dg.RunRequest(partition_key=as_of, tags=tags)
+
+
+@dg.schedule(
     job=scoring_job,
     cron_schedule="0 6 * * *",
     execution_timezone="UTC",
     # predictions must be fresh every morning: nothing else scores new data on a calendar
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+def daily_scoring_schedule(context: dg.ScheduleEvaluationContext):
+    return _latest(context, {})
 
-weekly_retraining_schedule = dg.ScheduleDefinition(
-    name="weekly_retraining_schedule",
+
+@dg.schedule(
     job=retraining_job,
     cron_schedule="0 3 * * 1",
     execution_timezone="UTC",
-    tags={RETRAIN_REASON_TAG: "schedule"},
     # retraining is meant to follow evidence (drift, staleness, realised performance); a blind
     # weekly retrain is a fallback a person switches on in Dagit
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
+def weekly_retraining_schedule(context: dg.ScheduleEvaluationContext):
+    return _latest(context, {RETRAIN_REASON_TAG: "schedule"})

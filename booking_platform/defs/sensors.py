@@ -1,19 +1,32 @@
-"""Sensors that request retraining. They read materialisation metadata only, so a tick is cheap.
+"""Sensors that ingest landed snapshots and request retraining.
+
+They read file names and materialisation metadata only, so a tick is cheap.
 
 staleness: the champion was trained on data older than the configured maximum age, measured in
 as-of days (the platform's clock), or there is no champion at all.
 performance: the realised ROC AUC of a recent arrival month fell under a floor.
+landing: a new PMS snapshot in the landing folder becomes a partition and a run that ingests it.
 drift: the open bookings drifted from those open on the same date a year earlier beyond the
 thresholds in core/drift.py (drift_report records the verdict).
 """
 
+import json
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 
 from booking_platform.core.drift import NO_RETRAINING
 from booking_platform.core.performance import REALISED_AUC_FLOOR
-from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME, retraining_job
+from booking_platform.core.snapshots import snapshot_as_of
+from booking_platform.defs.jobs import (
+    RETRAIN_REASON_TAG,
+    RETRAINING_JOB_NAME,
+    booking_platform_job,
+    retraining_job,
+    scoring_job,
+)
+from booking_platform.defs.partitions import as_of_partitions
 
 RETRAIN_COOLDOWN = timedelta(hours=1)  # wall-clock time between two sensor-requested retrainings
 UNFINISHED = [
@@ -51,14 +64,16 @@ def _cooling_down(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
 
 
 def _retrain(
-    instance: dg.DagsterInstance, reason: str, run_key: str, trigger: str
+    instance: dg.DagsterInstance, reason: str, run_key: str, trigger: str, as_of: object
 ) -> dg.RunRequest | dg.SkipReason:
-    """Request retraining with its reason, unless a retraining run is recent (cooldown)."""
+    """Request retraining as of `as_of` with its reason, unless one is recent (cooldown)."""
     running = _cooling_down(instance)
     if running is not None:
         return dg.SkipReason(f"{trigger}, but retraining run {running.run_id} is recent")
     return dg.RunRequest(
-        run_key=run_key, tags={RETRAIN_REASON_TAG: reason, "booking_platform/trigger": trigger}
+        run_key=run_key,
+        partition_key=str(as_of),
+        tags={RETRAIN_REASON_TAG: reason, "booking_platform/trigger": trigger},
     )
 
 
@@ -85,7 +100,7 @@ def build_staleness_sensor(max_age_days: int) -> dg.SensorDefinition:
                 return dg.SkipReason(f"champion v{version} is {age} days old (max {max_age_days})")
             age_text = f"champion v{version} is {age} days old (max {max_age_days})"
         # one retraining per (data as-of, champion): the key de-duplicates repeated ticks
-        return _retrain(context.instance, "stale", f"stale:{as_of}:{version}", age_text)
+        return _retrain(context.instance, "stale", f"stale:{as_of}:{version}", age_text, as_of)
 
     return champion_staleness_sensor
 
@@ -105,7 +120,8 @@ def realised_performance_sensor(context: dg.SensorEvaluationContext):
     if worst >= REALISED_AUC_FLOOR:
         return dg.SkipReason(f"worst recent realised ROC AUC {worst:.3f} >= {REALISED_AUC_FLOOR}")
     trigger = f"realised ROC AUC {worst:.3f} < {REALISED_AUC_FLOOR} in months {months}"
-    return _retrain(context.instance, "performance", f"performance:{measured['as_of']}", trigger)
+    as_of = measured["as_of"]
+    return _retrain(context.instance, "performance", f"performance:{as_of}", trigger, as_of)
 
 
 @dg.sensor(
@@ -127,4 +143,59 @@ def drift_sensor(context: dg.SensorEvaluationContext):
         return dg.SkipReason(
             f"drift as of {as_of} within thresholds (share {float(report['drift_share']):.2f})"
         )
-    return _retrain(context.instance, "drift", f"drift:{as_of}", f"drift as of {as_of}: {verdict}")
+    trigger = f"drift as of {as_of}: {verdict}"
+    return _retrain(context.instance, "drift", f"drift:{as_of}", trigger, as_of)
+
+
+def build_landing_sensor(landing_dir: Path) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="landing_sensor",
+        jobs=[scoring_job, booking_platform_job],
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Ingest each snapshot dropped into {landing_dir} "
+        "(bookings_YYYY-MM-DD.csv.gz).",
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext):
+        """One run per new or changed file, oldest date first; the cursor remembers the files.
+
+        Before any champion exists the first snapshot runs the whole graph (it trains one); the
+        others only ingest and score. A bad file fails its own run and blocks nothing: each file
+        has its own run key.
+        """
+        seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        landed = sorted(
+            (as_of, path)
+            for path in (landing_dir.iterdir() if landing_dir.is_dir() else [])
+            if (as_of := snapshot_as_of(path)) is not None
+        )
+        fresh = []
+        for as_of, path in landed:
+            stat = path.stat()
+            signature = f"{stat.st_size}:{stat.st_mtime_ns}"
+            if seen.get(path.name) != signature:
+                fresh.append((as_of, path, signature))
+        if not fresh:
+            return dg.SkipReason(f"no new snapshot in {landing_dir} ({len(landed)} ingested)")
+        champion = _latest_metadata(context.instance, "registered_model") is not None
+        # added here, not as a SensorResult request: run requests are checked against the
+        # instance's partitions, and adding an existing key is a no-op
+        context.instance.add_dynamic_partitions(
+            as_of_partitions.name, [as_of.isoformat() for as_of, *_ in fresh]
+        )
+        requests = []
+        for index, (as_of, path, signature) in enumerate(fresh):
+            train = not champion and index == 0
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"landing:{path.name}:{signature}",
+                    job_name=(booking_platform_job if train else scoring_job).name,
+                    partition_key=as_of.isoformat(),
+                    tags={"booking_platform/snapshot": path.name}
+                    | ({RETRAIN_REASON_TAG: "first snapshot"} if train else {}),
+                )
+            )
+            seen[path.name] = signature
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+
+    return landing_sensor

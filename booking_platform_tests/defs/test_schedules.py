@@ -8,15 +8,24 @@ from booking_platform.config import Settings
 from booking_platform.core import warehouse
 from booking_platform.definitions import build_definitions, defs
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME, SCORING_JOB_NAME
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.schedules import daily_scoring_schedule, weekly_retraining_schedule
 from booking_platform_tests.conftest import materialized_assets, run_main_job
 
 
 def test_schedules_request_their_jobs_with_reasons(instance: dg.DagsterInstance) -> None:
     monday = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=monday)
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=monday,
+        repository_def=defs.get_repository_def(),
+    )
+    assert "no as-of partition yet" in daily_scoring_schedule.evaluate_tick(context).skip_message
+    instance.add_dynamic_partitions(as_of_partitions.name, ["2017-04-01", "2017-05-01"])
     (scoring,) = daily_scoring_schedule.evaluate_tick(context).run_requests
     (retraining,) = weekly_retraining_schedule.evaluate_tick(context).run_requests
+    # both run as of the newest date the platform has data for
+    assert scoring.partition_key == retraining.partition_key == "2017-05-01"
     assert daily_scoring_schedule.job_name == SCORING_JOB_NAME
     assert weekly_retraining_schedule.job_name == RETRAINING_JOB_NAME
     assert retraining.tags[RETRAIN_REASON_TAG] == "schedule"
@@ -35,8 +44,9 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
     assert run_main_job(settings, instance).success
     definitions = build_definitions(settings)
 
+    as_of = str(settings.as_of)
     retrained = definitions.resolve_job_def(RETRAINING_JOB_NAME).execute_in_process(
-        instance=instance
+        instance=instance, partition_key=as_of
     )
     # launched by a person (no sensor or schedule tag): the job's own reason applies
     assert retrained.dagster_run.tags[RETRAIN_REASON_TAG] == "manual"
@@ -53,7 +63,9 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
     ]
     assert checks == ["promotion_gate"]
 
-    scored = definitions.resolve_job_def(SCORING_JOB_NAME).execute_in_process(instance=instance)
+    scored = definitions.resolve_job_def(SCORING_JOB_NAME).execute_in_process(
+        instance=instance, partition_key=as_of
+    )
     assert materialized_assets(scored) == {
         "raw_bookings",
         "cleaned_bookings",

@@ -3,7 +3,9 @@
 import dagster as dg
 
 from booking_platform.core.drift import NO_RETRAINING
+from booking_platform.definitions import defs
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.sensors import (
     build_staleness_sensor,
     drift_sensor,
@@ -14,12 +16,25 @@ sensor = build_staleness_sensor(max_age_days=90)
 
 
 def _record(instance: dg.DagsterInstance, asset: str, **metadata: object) -> None:
-    """Record a materialisation as the assets do (only its metadata matters to the sensor)."""
+    """Record a materialisation as the assets do (only its metadata matters to the sensor).
+
+    An asset materialised as of a date means that date's partition exists.
+    """
+    if "as_of" in metadata:
+        instance.add_dynamic_partitions(as_of_partitions.name, [str(metadata["as_of"])])
     instance.report_runless_asset_event(dg.AssetMaterialization(asset, metadata=metadata))
 
 
+def _evaluate(sensor_def: dg.SensorDefinition, instance: dg.DagsterInstance) -> dg.SensorResult:
+    # the daemon checks requested partitions against the instance; outside it, say which one
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        return sensor_def.evaluate_tick(
+            dg.build_sensor_context(instance=instance, definitions=defs)
+        )
+
+
 def _tick(instance: dg.DagsterInstance) -> dg.SensorResult:
-    return sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    return _evaluate(sensor, instance)
 
 
 def test_nothing_to_do_before_any_features(instance: dg.DagsterInstance) -> None:
@@ -68,11 +83,11 @@ def test_a_recent_retraining_run_means_cooldown(instance: dg.DagsterInstance) ->
 
 
 def test_performance_sensor_acts_only_under_the_floor(instance: dg.DagsterInstance) -> None:
-    result = realised_performance_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    result = _evaluate(realised_performance_sensor, instance)
     assert "no realised performance yet" in result.skip_message
 
     _record(instance, "realised_performance", as_of="2017-06-01", worst_recent_roc_auc=0.86)
-    fine = realised_performance_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    fine = _evaluate(realised_performance_sensor, instance)
     assert not fine.run_requests and "0.860 >= 0.8" in fine.skip_message
 
     _record(
@@ -82,7 +97,7 @@ def test_performance_sensor_acts_only_under_the_floor(instance: dg.DagsterInstan
         worst_recent_roc_auc=0.71,
         recent_months=["2017-04", "2017-05", "2017-06"],
     )
-    result = realised_performance_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    result = _evaluate(realised_performance_sensor, instance)
     (request,) = result.run_requests
     assert request.run_key == "performance:2017-07-01"
     assert request.tags[RETRAIN_REASON_TAG] == "performance"
@@ -91,7 +106,7 @@ def test_performance_sensor_acts_only_under_the_floor(instance: dg.DagsterInstan
 
 def test_drift_sensor_acts_only_on_a_like_with_like_verdict(instance: dg.DagsterInstance) -> None:
     def tick() -> dg.SensorResult:
-        return drift_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        return _evaluate(drift_sensor, instance)
 
     assert "no drift_report yet" in tick().skip_message
     # against the champion's training sample every season drifts: not evidence to act on

@@ -3,19 +3,25 @@
 import dagster as dg
 
 from booking_platform.core.features import FEATURE_COLUMNS, FeatureSet, build_feature_set
-from booking_platform.core.warehouse import read_table
+from booking_platform.core.warehouse import read_slice
 from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
-from booking_platform.defs.resources import PlatformSettings, Warehouse
+from booking_platform.defs.partitions import as_of_partitions, partition_as_of
+from booking_platform.defs.resources import Warehouse
 
 
-@dg.asset(group_name="features", deps=[cleaned_bookings], kinds={"pandas"})
+@dg.asset(
+    group_name="features",
+    deps=[cleaned_bookings],
+    kinds={"pandas"},
+    partitions_def=as_of_partitions,
+)
 def booking_features(
-    context: dg.AssetExecutionContext, platform: PlatformSettings, warehouse: Warehouse
+    context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.Output[FeatureSet]:
     """The fitted feature builder and features of history and open bookings (pickled)."""
-    as_of = platform.settings.as_of
+    as_of = partition_as_of(context)
     with warehouse.connect(read_only=True) as connection:
-        cleaned = read_table(connection, CLEANED_TABLE)
+        cleaned = read_slice(connection, CLEANED_TABLE, as_of)
     feature_set = build_feature_set(cleaned, as_of)
     roles = feature_set.bookings["role"].value_counts()
     context.log.info(f"features as of {as_of}: {roles.to_dict()}")

@@ -3,8 +3,10 @@
 import dagster as dg
 
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.snapshots import snapshot_path
 from booking_platform.core.source import read_bookings, resolve_source
-from booking_platform.core.warehouse import read_table, replace_tables
+from booking_platform.core.warehouse import read_slice, replace_slices
+from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import PlatformSettings, Warehouse
 
 RAW_TABLE = "raw_bookings"
@@ -12,40 +14,50 @@ CLEANED_TABLE = "cleaned_bookings"
 QUARANTINE_TABLE = "quarantined_bookings"
 
 
-@dg.asset(group_name="ingestion", kinds={"duckdb"})
+@dg.asset(group_name="ingestion", kinds={"duckdb"}, partitions_def=as_of_partitions)
 def raw_bookings(
     context: dg.AssetExecutionContext, platform: PlatformSettings, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    """The bookings source as read (all columns as text), with a stable booking_id.
+    """The export as of the partition's date (all columns as text), with a stable booking_id.
 
-    A source that cannot be used as a whole raises before the table is replaced.
+    The snapshot landed for that date when there is one, else the configured source. A file
+    that cannot be used as a whole raises before any row is replaced.
     """
     settings = platform.settings
-    path = resolve_source(settings.source, settings.cache_dir)
+    as_of = partition_as_of(context)
+    landed = snapshot_path(settings.landing_dir, as_of)
+    path = landed or resolve_source(settings.source, settings.cache_dir)
     source = read_bookings(path)
     with warehouse.connect() as connection:
-        replace_tables(connection, {RAW_TABLE: source.frame})
+        replace_slices(connection, as_of, {RAW_TABLE: source.frame})
     context.log.info(f"read {len(source.frame):,} rows from {path}")
     return dg.MaterializeResult(
         metadata={
             "rows": len(source.frame),
             "sha256": source.sha256,
             "source": dg.MetadataValue.path(str(path)),
+            "landed_snapshot": landed is not None,
             "columns": len(source.frame.columns),
         }
     )
 
 
-@dg.asset(group_name="ingestion", kinds={"duckdb"}, deps=[raw_bookings])
+@dg.asset(
+    group_name="ingestion",
+    kinds={"duckdb"},
+    deps=[raw_bookings],
+    partitions_def=as_of_partitions,
+)
 def cleaned_bookings(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
     """Typed bookings with real dates; invalid rows go to `quarantined_bookings` with a reason."""
+    as_of = partition_as_of(context)
     with warehouse.connect() as connection:
-        raw = read_table(connection, RAW_TABLE)
-        result = clean_bookings(raw)
-        replace_tables(
-            connection, {CLEANED_TABLE: result.cleaned, QUARANTINE_TABLE: result.quarantined}
+        raw = read_slice(connection, RAW_TABLE, as_of)
+        result = clean_bookings(raw, as_of)
+        replace_slices(
+            connection, as_of, {CLEANED_TABLE: result.cleaned, QUARANTINE_TABLE: result.quarantined}
         )
     reasons = result.quarantined["reason"].value_counts().to_dict()
     context.log.info(f"cleaned {len(result.cleaned):,}, quarantined {len(result.quarantined):,}")

@@ -11,6 +11,7 @@ from booking_platform.config import DEFAULT_CHAMPION_MAX_AGE_DAYS
 from booking_platform.core import registry
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.training import DEFAULT_PARAMS, ValidatedModel, train_and_validate
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry
 
 
@@ -30,7 +31,7 @@ class Candidate:
     validated: ValidatedModel
 
 
-@dg.asset(group_name="modeling", kinds={"lightgbm", "mlflow"})
+@dg.asset(group_name="modeling", kinds={"lightgbm", "mlflow"}, partitions_def=as_of_partitions)
 def candidate_model(
     context: dg.AssetExecutionContext,
     config: CandidateConfig,
@@ -77,6 +78,7 @@ def candidate_model(
 @dg.asset(
     group_name="modeling",
     kinds={"mlflow"},
+    partitions_def=as_of_partitions,
     # reported in Dagit; champion_staleness_sensor is what retrains (on the as-of clock)
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=timedelta(days=DEFAULT_CHAMPION_MAX_AGE_DAYS)

@@ -12,16 +12,17 @@ from booking_platform.core.drift import (
     year_earlier,
 )
 from booking_platform.core.features import FeatureSet
-from booking_platform.core.warehouse import replace_tables
+from booking_platform.core.warehouse import read_slice, replace_tables
 from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
 from booking_platform.defs.assets.predictions import batch_predictions
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 
 PERFORMANCE_TABLE = "realised_performance"
 RECENT_MONTHS = 3
 
 
-@dg.asset(group_name="monitoring", kinds={"evidently"})
+@dg.asset(group_name="monitoring", kinds={"evidently"}, partitions_def=as_of_partitions)
 def drift_report(
     context: dg.AssetExecutionContext,
     booking_features: FeatureSet,
@@ -75,14 +76,18 @@ def drift_report(
 
 @dg.asset(group_name="monitoring", deps=[cleaned_bookings, batch_predictions], kinds={"duckdb"})
 def realised_performance(
-    context: dg.AssetExecutionContext, platform: PlatformSettings, warehouse: Warehouse
+    context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    """Realised ROC AUC and calibration per arrival month, once scored bookings have arrived."""
-    as_of = platform.settings.as_of
+    """Realised ROC AUC and calibration per arrival month, once scored bookings have arrived.
+
+    Outcomes come from the newest export: each month of predictions is graded on what is known
+    now, whichever run produced it.
+    """
     with warehouse.connect() as connection:
-        outcomes = connection.execute(
-            f"SELECT booking_id, arrival_date, is_canceled FROM {CLEANED_TABLE}"
-        ).df()
+        (as_of,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_TABLE}").fetchone()
+        outcomes = read_slice(connection, CLEANED_TABLE, as_of)[
+            ["booking_id", "arrival_date", "is_canceled"]
+        ]
         predictions = connection.execute(
             "SELECT booking_id, cancel_probability, model_version, as_of FROM predictions"
         ).df()

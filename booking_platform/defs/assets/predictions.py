@@ -9,12 +9,14 @@ from booking_platform.core.features import FeatureSet
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.warehouse import replace_predictions
 from booking_platform.defs.assets.modeling import registered_model
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 
 
 @dg.asset(
     group_name="predictions",
     deps=[registered_model],
+    partitions_def=as_of_partitions,
     kinds={"duckdb"},
     # reported in Dagit; the daily scoring schedule is what keeps it fresh
     freshness_policy=dg.FreshnessPolicy.time_window(
