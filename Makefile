@@ -32,3 +32,4 @@ dev: venv
 benchmark: venv
 	$(BIN)/python benchmarks/seed_model_comparison.py
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/sensor_ticks.py

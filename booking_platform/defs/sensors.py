@@ -20,6 +20,7 @@ from booking_platform.core.drift import NO_RETRAINING
 from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.snapshots import snapshot_as_of
 from booking_platform.defs.jobs import (
+    MAIN_JOB_NAME,
     RETRAIN_REASON_TAG,
     RETRAINING_JOB_NAME,
     booking_platform_job,
@@ -46,7 +47,7 @@ def _latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, obje
 
 
 def _cooling_down(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
-    """A retraining run that is still going or started within the cooldown, if any."""
+    """A run that is training now, or a retraining run started within the cooldown, if any."""
     recent = instance.get_runs(
         dg.RunsFilter(
             job_name=RETRAINING_JOB_NAME,
@@ -56,11 +57,13 @@ def _cooling_down(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
     )
     if recent:
         return recent[0]
-    unfinished = instance.get_runs(
-        dg.RunsFilter(job_name=RETRAINING_JOB_NAME, statuses=UNFINISHED),
-        limit=1,
-    )
-    return unfinished[0] if unfinished else None
+    for job_name in (RETRAINING_JOB_NAME, MAIN_JOB_NAME):
+        unfinished = instance.get_runs(
+            dg.RunsFilter(job_name=job_name, statuses=UNFINISHED), limit=1
+        )
+        if unfinished:
+            return unfinished[0]
+    return None
 
 
 def _retrain(
@@ -69,7 +72,9 @@ def _retrain(
     """Request retraining as of `as_of` with its reason, unless one is recent (cooldown)."""
     running = _cooling_down(instance)
     if running is not None:
-        return dg.SkipReason(f"{trigger}, but retraining run {running.run_id} is recent")
+        return dg.SkipReason(
+            f"{trigger}, but {running.job_name} run {running.run_id} is training or recent"
+        )
     return dg.RunRequest(
         run_key=run_key,
         partition_key=str(as_of),

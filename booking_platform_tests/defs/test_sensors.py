@@ -4,7 +4,7 @@ import dagster as dg
 
 from booking_platform.core.drift import NO_RETRAINING
 from booking_platform.definitions import defs
-from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME
+from booking_platform.defs.jobs import MAIN_JOB_NAME, RETRAIN_REASON_TAG, RETRAINING_JOB_NAME
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.sensors import (
     build_staleness_sensor,
@@ -79,7 +79,18 @@ def test_a_recent_retraining_run_means_cooldown(instance: dg.DagsterInstance) ->
     )
     result = _tick(instance)
     assert not result.run_requests
-    assert "retraining run a1b2c3 is recent" in result.skip_message
+    assert "retraining_job run a1b2c3 is training or recent" in result.skip_message
+
+
+def test_a_main_job_still_training_is_not_doubled(instance: dg.DagsterInstance) -> None:
+    # the first snapshot's run trains the first champion; until it ends, "no champion" is moot
+    _record(instance, "booking_features", as_of="2017-03-01")
+    instance.add_run(
+        dg.DagsterRun(job_name=MAIN_JOB_NAME, run_id="d4e5f6", status=dg.DagsterRunStatus.STARTED)
+    )
+    result = _tick(instance)
+    assert not result.run_requests
+    assert "booking_platform_job run d4e5f6 is training or recent" in result.skip_message
 
 
 def test_performance_sensor_acts_only_under_the_floor(instance: dg.DagsterInstance) -> None:
