@@ -1,0 +1,47 @@
+"""eda_report: the exploratory analysis of the cleaned bookings, as pictures in Dagit and HTML."""
+
+import dagster as dg
+
+from booking_platform.core.eda import build_eda, png_data_uri, write_report
+from booking_platform.core.warehouse import read_table
+from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
+from booking_platform.defs.resources import PlatformSettings, Warehouse
+
+
+@dg.asset(group_name="analysis", deps=[cleaned_bookings], kinds={"matplotlib"})
+def eda_report(
+    context: dg.AssetExecutionContext, platform: PlatformSettings, warehouse: Warehouse
+) -> dg.MaterializeResult:
+    """Cancellation rates by hotel, season, lead time, deposit, segment, customer type, ADR,
+    requests and parking; a correlation heatmap; the duplicate rows. One PNG per view and a
+    self-contained eda.html under reports/; each picture inline in this materialisation.
+    """
+    settings = platform.settings
+    with warehouse.connect(read_only=True) as connection:
+        cleaned = read_table(connection, CLEANED_TABLE)
+    report = build_eda(cleaned, settings.as_of)
+    try:
+        paths = write_report(report, settings.reports_dir / f"eda_{settings.as_of}")
+        # base64 data URIs: Dagit renders markdown images inline, no file server needed
+        pictures = {
+            f"plot_{view.name}": dg.MetadataValue.md(
+                f"**{view.title}**\n\n{view.note}\n\n![{view.title}]({png_data_uri(view.png)})"
+            )
+            for view in report.views
+        }
+    finally:
+        report.close()
+    context.log.info(f"EDA of {report.history_bookings:,} bookings: {paths['html']}")
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": str(settings.as_of),
+            "bookings": report.bookings,
+            "history_bookings": report.history_bookings,
+            "cancel_rate": report.cancel_rate,
+            "duplicate_rows": report.duplicate_rows,
+            "duplicate_groups": report.duplicate_groups,
+            "report": dg.MetadataValue.path(str(paths["html"])),
+            "report_url": dg.MetadataValue.url(paths["html"].as_uri()),
+            **pictures,
+        }
+    )
