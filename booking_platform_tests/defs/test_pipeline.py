@@ -66,6 +66,12 @@ def test_main_job_trains_gates_registers_and_scores(
     ((count, low_ok, high_ok, version, as_of, distinct),) = rows
     assert count > 100 and count == distinct and low_ok and high_ok
     assert (version, as_of) == ("1", date(2017, 5, 1))
+    ((explained, with_json),) = _query(
+        settings,
+        "SELECT count(reason_3), count(json_extract(reasons, '$[2].contribution')) "
+        "FROM predictions",
+    )
+    assert explained == with_json == count
 
     assert _champion_version(settings) == "1"
     model_version = MlflowClient().get_model_version(MODEL_NAME, "1")
