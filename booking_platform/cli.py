@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,7 @@ def run_main_job(settings: Settings) -> int:
 
     from booking_platform.definitions import build_definitions
     from booking_platform.defs.jobs import MAIN_JOB_NAME
+    from booking_platform.progress import job_step_count, run_progress
 
     prepare_dagster_home(settings)
     console.print(
@@ -46,9 +48,14 @@ def run_main_job(settings: Settings) -> int:
         f"home {settings.home}"
     )
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
-    with dg.DagsterInstance.get() as instance, console.status("running the asset graph..."):
+    run_id = str(uuid.uuid4())
+    with (
+        dg.DagsterInstance.get() as instance,
+        run_progress(instance, run_id, job_step_count(job), console),
+    ):
         result = job.execute_in_process(
             instance=instance,
+            run_id=run_id,
             raise_on_error=False,
             # the summary below replaces Dagster's per-event console log; Dagit keeps it all
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},

@@ -9,26 +9,20 @@ No Dagster here: the asset, the README's images and the tests call the same func
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # headless: plots are files, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from booking_platform.core.cleaning import history
+from booking_platform.core.plots import figure_png, png_data_uri
+from booking_platform.core.source import SOURCE_SCHEMA
 
-from booking_platform.core.cleaning import history  # noqa: E402
-from booking_platform.core.source import SOURCE_SCHEMA  # noqa: E402
-
-# Small images: Dagit keeps them, base64-encoded, in the materialisation's metadata.
-DPI = 80
 FIGURE_SIZE = (6.4, 3.4)
 MONTHS = (
     "January",
@@ -81,9 +75,7 @@ class EdaView:
 
     @cached_property
     def png(self) -> bytes:
-        buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=DPI)
-        return buffer.getvalue()
+        return figure_png(self.figure)
 
 
 @dataclass
@@ -354,10 +346,6 @@ def build_eda(cleaned: pd.DataFrame, as_of: date) -> EdaReport:
         duplicate_groups=groups,
         views=views,
     )
-
-
-def png_data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def write_report(report: EdaReport, folder: Path) -> dict[str, Path]:

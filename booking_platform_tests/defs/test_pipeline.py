@@ -81,7 +81,11 @@ def test_main_job_trains_gates_registers_and_scores(
     assert {"holdout_brier", "holdout_calibration_error", "holdout_pr_auc"} <= set(run.data.metrics)
     assert run.info.status == "FINISHED"
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "plots")}
-    assert artifacts == {"plots/feature_importance.png"}
+    assert artifacts == {
+        "plots/feature_importance.png",
+        "plots/calibration.png",
+        "plots/monthly_roc_auc.png",
+    }
     assert (settings.reports_dir / "drift_report_2017-05-01.html").stat().st_size > 10_000
     (eda,) = [
         e.step_materialization_data.materialization.metadata

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from booking_platform.core.eda import build_eda, png_data_uri, write_report
+from booking_platform.core.eda import build_eda, write_report
+from booking_platform.core.plots import markdown_image
 from booking_platform.core.warehouse import read_table
 from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
 from booking_platform.defs.resources import PlatformSettings, Warehouse
@@ -22,12 +23,9 @@ def eda_report(
     report = build_eda(cleaned, settings.as_of)
     try:
         paths = write_report(report, settings.reports_dir / f"eda_{settings.as_of}")
-        # base64 data URIs: Dagit renders markdown images inline, no file server needed
         pictures = {
-            f"plot_{view.name}": dg.MetadataValue.md(
-                f"**{view.title}**\n\n{view.note}\n\n![{view.title}]({png_data_uri(view.png)})"
-            )
-            for view in report.views
+            f"plot_{v.name}": dg.MetadataValue.md(markdown_image(v.title, v.png, v.note))
+            for v in report.views
         }
     finally:
         report.close()
