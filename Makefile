@@ -20,7 +20,10 @@ venv: $(BIN)/booking-platform
 run: venv
 	$(BIN)/booking-platform run
 
+# The browser test drives Debian's chromium (never a downloaded browser); install it if missing.
 test: venv
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y chromium; } \
+		|| echo "chromium missing and not root: the browser test will be skipped (apt-get install -y chromium)"
 	$(BIN)/pytest
 
 lint: venv
