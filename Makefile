@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export BOOKINGS_SOURCE ?= $(if $(wildcard ../shared/data/hotel_bookings.csv.zip),$(abspath ../shared/data/hotel_bookings.csv.zip),)
 export BOOKING_PLATFORM_HOME ?= $(abspath data)
 
-.PHONY: venv run test dev lint benchmark
+.PHONY: venv run test dev lint benchmark docs-images
 
 $(BIN)/booking-platform: pyproject.toml uv.lock
 	@if command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv; then \
@@ -20,7 +20,10 @@ venv: $(BIN)/booking-platform
 run: venv
 	$(BIN)/booking-platform run
 
+# The browser test drives Debian's chromium (never a downloaded browser); install it if missing.
 test: venv
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get update && apt-get install -y chromium; } \
+		|| echo "chromium could not be installed: the browser test will be skipped"
 	$(BIN)/pytest
 
 lint: venv
@@ -33,3 +36,6 @@ benchmark: venv
 	$(BIN)/python benchmarks/seed_model_comparison.py
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/sensor_ticks.py
+
+docs-images: venv
+	$(BIN)/python docs/make_images.py

@@ -1,4 +1,5 @@
-"""The `booking-platform` command: run the main job, score a file, show predictions, replay."""
+"""The `booking-platform` command: run the main job, score a file, show and explain
+predictions, replay snapshots, backfill and backtest."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import os
 import shutil
 import sys
+import uuid
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -49,14 +52,18 @@ def prepare_dagster_home(settings: Settings) -> Path:
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _execute(instance, job, as_of: str):  # noqa: ANN001, ANN202 (dagster is imported lazily)
+def _execute(instance, job, as_of: str, run_id: str | None = None):  # noqa: ANN001, ANN202
     """Run `job` in process as of `as_of` (its partition, added if new); Dagit sees the run."""
     from booking_platform.defs.partitions import as_of_partitions
 
     instance.add_dynamic_partitions(as_of_partitions.name, [as_of])
     # the CLI prints its own summary instead of Dagster's per-event log; Dagit keeps it all
     return job.execute_in_process(
-        instance=instance, partition_key=as_of, raise_on_error=False, run_config=QUIET
+        instance=instance,
+        partition_key=as_of,
+        run_id=run_id,
+        raise_on_error=False,
+        run_config=QUIET,
     )
 
 
@@ -114,6 +121,7 @@ def run_main_job(settings: Settings) -> int:
 
     from booking_platform.definitions import build_definitions
     from booking_platform.defs.jobs import MAIN_JOB_NAME
+    from booking_platform.progress import job_step_count, run_progress
 
     prepare_dagster_home(settings)
     console.print(
@@ -121,8 +129,12 @@ def run_main_job(settings: Settings) -> int:
         f"home {settings.home}"
     )
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
-    with dg.DagsterInstance.get() as instance, console.status("running the asset graph..."):
-        result = _execute(instance, job, str(settings.as_of))
+    run_id = str(uuid.uuid4())
+    with (
+        dg.DagsterInstance.get() as instance,
+        run_progress(instance, run_id, job_step_count(job), console),
+    ):
+        result = _execute(instance, job, str(settings.as_of), run_id)
     metadata: dict[str, dict[str, object]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -240,12 +252,14 @@ def show_predictions(settings: Settings, limit: int) -> int:
     table = Table(title=f"latest predictions (as of {latest['as_of'].iloc[0]:%Y-%m-%d})")
     for column in ("booking_id", "cancel_probability", "predicted_cancel", "model_version"):
         table.add_column(column)
-    for row in latest.itertuples():
+    table.add_column("top reasons (log-odds)")
+    for row in latest.to_dict("records"):
         table.add_row(
-            str(row.booking_id),
-            f"{row.cancel_probability:.3f}",
-            str(row.predicted_cancel),
-            row.model_version,
+            str(row["booking_id"]),
+            f"{row['cancel_probability']:.3f}",
+            str(row["predicted_cancel"]),
+            row["model_version"],
+            "\n".join(_stored_reasons(row)),
         )
     console.print(table)
     return 0
@@ -315,6 +329,106 @@ def _replay_dates(args: argparse.Namespace) -> list[date]:
     return month_starts(args.start, args.end)
 
 
+def _stored_reasons(prediction: dict) -> list[str]:
+    """reason_1.. of a predictions row; none for rows scored before reasons were stored."""
+    columns = sorted(c for c in prediction if c.startswith("reason_"))
+    return [prediction[c] for c in columns if isinstance(prediction[c], str)]
+
+
+# what a revenue manager reads first about a booking, in this order
+BOOKING_SUMMARY_COLUMNS = (
+    "hotel",
+    "arrival_date",
+    "booking_date",
+    "lead_time",
+    "stays_in_weekend_nights",
+    "stays_in_week_nights",
+    "adults",
+    "children",
+    "babies",
+    "country",
+    "market_segment",
+    "distribution_channel",
+    "deposit_type",
+    "customer_type",
+    "agent",
+    "company",
+    "reserved_room_type",
+    "adr",
+    "previous_cancellations",
+    "total_of_special_requests",
+    "required_car_parking_spaces",
+)
+
+
+def explain_booking(settings: Settings, booking_id: int) -> int:
+    """The booking, its latest probability and the reasons stored with it."""
+    if not settings.warehouse_path.exists():
+        console.print("[red]error:[/] no warehouse yet: run `make run` first")
+        return 2
+    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+        scored = warehouse.booking_rows(
+            connection, "predictions", booking_id, "as_of DESC, scored_at DESC"
+        )
+        # one row per export (as-of date) that held the booking: show it as last known
+        booking = warehouse.booking_rows(connection, "cleaned_bookings", booking_id, "as_of DESC")
+        quarantined = warehouse.booking_rows(
+            connection, "quarantined_bookings", booking_id, "as_of DESC"
+        )
+    where = settings.warehouse_path
+    if booking.empty:
+        detail = (
+            f"it was quarantined: {quarantined['reason'].iloc[0]}"
+            if not quarantined.empty
+            else "it is not in cleaned_bookings"
+        )
+        console.print(f"[red]error:[/] unknown booking_id {booking_id} in {where}: {detail}")
+        return 2
+    if scored.empty:
+        arrival = booking["arrival_date"].iloc[0]
+        console.print(
+            f"[red]error:[/] booking_id {booking_id} has no prediction in {where}: only bookings "
+            f"open at an as-of date are scored (it arrives {arrival:%Y-%m-%d}, status "
+            f"{booking['reservation_status'].iloc[0]})"
+        )
+        return 2
+    prediction = scored.iloc[0].to_dict()
+    details = Table(title=f"booking {booking_id}", show_header=False)
+    details.add_row("cancel probability", f"[bold]{prediction['cancel_probability']:.3f}[/]")
+    details.add_row(
+        "flagged",
+        f"{'yes' if prediction['predicted_cancel'] else 'no'} (threshold "
+        f"{prediction['threshold']:.2f})",
+    )
+    details.add_row(
+        "scored", f"as of {prediction['as_of']:%Y-%m-%d} by model v{prediction['model_version']}"
+    )
+    row = booking.iloc[0]
+    for column in BOOKING_SUMMARY_COLUMNS:
+        value = row[column]
+        shown = f"{value:%Y-%m-%d}" if isinstance(value, pd.Timestamp) else str(value)
+        details.add_row(column, shown.removesuffix(".0"))
+    console.print(details)
+    stored = prediction.get("reasons")
+    if not isinstance(stored, str):
+        console.print("no reasons stored for this prediction (scored before reasons existed)")
+        return 0
+    reasons = Table(title="why: the model's largest contributions")
+    for column in ("#", "feature", "value", "direction", "contribution (log-odds)"):
+        reasons.add_column(column)
+    for rank, reason in enumerate(json.loads(stored), start=1):
+        colour = "red" if reason["direction"] == "raises" else "green"
+        reasons.add_row(
+            str(rank),
+            reason["feature"],
+            reason["value"],
+            f"[{colour}]{reason['direction']} risk[/]",
+            f"{reason['contribution']:+.2f}",
+        )
+    console.print(reasons)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="booking-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -349,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
         choices=["scoring_job", "booking_platform_job", "retraining_job"],
         help="scoring_job ingests and scores (default); booking_platform_job also trains",
     )
+    explain = commands.add_parser("explain", help="a booking, its probability and its reasons")
+    explain.add_argument("booking_id", type=int)
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "run":
@@ -361,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         return replay(settings, _replay_dates(args))
     if args.command == "predict":
         return predict_file(settings, args.input, args.output)
+    if args.command == "explain":
+        return explain_booking(settings, args.booking_id)
     return show_predictions(settings, args.limit)
 
 

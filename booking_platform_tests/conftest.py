@@ -24,6 +24,8 @@ SEVEN_ASSETS = {
     "registered_model",
     "batch_predictions",
 }
+# the seven of the design card, the realised performance of past scores and the analysis
+ALL_ASSETS = SEVEN_ASSETS | {"realised_performance", "eda_report"}
 SYNTHETIC_ROWS = 12000  # enough for a 2-month holdout of ~900 rows and a calibrated model
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -107,11 +108,44 @@ def test_predictions_command_prints_the_riskiest_first(env: dict[str, str]) -> N
         timeout=120,
         check=True,
     )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("│")]
-    probabilities = [float(line.split("│")[2]) for line in lines]
+    cells = [line.split("│") for line in completed.stdout.splitlines() if line.startswith("│")]
+    # a row's reasons wrap onto the following lines, whose other cells are blank
+    probabilities = [float(cell[2]) for cell in cells if cell[1].strip()]
     assert len(probabilities) == 5
     assert probabilities == sorted(probabilities, reverse=True)
     assert "as of 2017-05-01" in completed.stdout
+    # three reasons per prediction (rich wraps between words, never inside one)
+    assert len(re.findall(r"\b(?:raises|lowers)\b", completed.stdout)) == 15
+
+
+def _riskiest(settings: Settings) -> dict:
+    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+        return warehouse.latest_predictions(connection, 1).iloc[0].to_dict()
+
+
+def test_explain_prints_the_booking_its_probability_and_its_reasons(
+    env: dict[str, str], trained_home: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    riskiest = _riskiest(trained_home)
+    assert main(["explain", str(riskiest["booking_id"])]) == 0
+    out = capsys.readouterr().out
+    assert f"booking {riskiest['booking_id']}" in out
+    assert f"{riskiest['cancel_probability']:.3f}" in out
+    for rank, reason in enumerate(json.loads(riskiest["reasons"]), start=1):
+        line = next(line for line in out.splitlines() if line.startswith(f"│ {rank} │"))
+        # a long feature name may wrap onto the next line: its start is on this one
+        assert f"│ {reason['feature'][:12]}" in line
+        assert f"{reason['direction']} risk" in line and f"{reason['contribution']:+.2f}" in line
+
+
+def test_explain_names_what_is_wrong_with_an_id(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["explain", "99999999"]) == 2
+    assert "unknown booking_id 99999999" in capsys.readouterr().out
+    # booking 1 arrived long before the as-of date: known outcome, never scored
+    assert main(["explain", "1"]) == 2
+    assert "booking_id 1 has no prediction" in capsys.readouterr().out.replace("\n", "")
 
 
 def test_run_with_a_bad_source_fails_and_says_why(

@@ -2,13 +2,13 @@ import dagster as dg
 
 from booking_platform.definitions import defs
 from booking_platform.defs.jobs import MAIN_JOB_NAME
-from booking_platform_tests.conftest import SEVEN_ASSETS
+from booking_platform_tests.conftest import ALL_ASSETS
 
 
 def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == SEVEN_ASSETS | {"realised_performance"}
+    assert keys == ALL_ASSETS
     parents = {
         key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
         for key in graph.get_all_asset_keys()
@@ -22,6 +22,7 @@ def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
         "registered_model": {"candidate_model"},
         "batch_predictions": {"booking_features", "registered_model"},
         "realised_performance": {"cleaned_bookings", "batch_predictions"},
+        "eda_report": {"cleaned_bookings"},
     }
 
 

@@ -6,21 +6,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 
-matplotlib.use("Agg")  # headless: plots are files, never windows
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import pandas as pd  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities.model_registry import ModelVersion  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
-
-from booking_platform.core.cleaning import type_bookings  # noqa: E402
-from booking_platform.core.drift import reference_sample  # noqa: E402
-from booking_platform.core.source import FEATURE_SOURCE_COLUMNS  # noqa: E402
-from booking_platform.core.training import CancellationModel, ValidatedModel  # noqa: E402
+from booking_platform.core.cleaning import type_bookings
+from booking_platform.core.drift import reference_sample
+from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
+from booking_platform.core.training import CancellationModel, ValidatedModel
 
 EXPERIMENT_NAME = "booking_cancellation"
 CHAMPION = "champion"
@@ -59,27 +55,18 @@ def use_store(tracking_uri: str, artifact_root: Path) -> str:
     return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root.as_uri())
 
 
-def _importance_figure(model: CancellationModel) -> plt.Figure:
-    booster = model.classifier.booster_
-    gains = pd.Series(
-        booster.feature_importance(importance_type="gain"), index=booster.feature_name()
-    ).nlargest(20)[::-1]
-    figure, axis = plt.subplots(figsize=(8, 6))
-    axis.barh(gains.index, gains.to_numpy())
-    axis.set_xlabel("total gain")
-    axis.set_title("Feature importance (top 20)")
-    figure.tight_layout()
-    return figure
-
-
 def log_candidate(
     experiment_id: str,
     validated: ValidatedModel,
     training_features: pd.DataFrame,
     params: dict,
     tags: dict[str, str],
+    plots: dict[str, bytes],
 ) -> tuple[str, str]:
-    """Log one candidate as its own MLflow run; returns the run id and the logged model's URI."""
+    """Log one candidate as its own MLflow run; returns the run id and the logged model's URI.
+
+    `plots`: PNG per name (core/plots.candidate_plots), logged as plots/<name>.png.
+    """
     example = type_bookings(validated.holdout.head(5))[list(FEATURE_SOURCE_COLUMNS)]
     # numbers as doubles in the signature: a scoring request may leave any of them missing
     example = example.astype({c: "float64" for c in example.select_dtypes("number").columns})
@@ -88,13 +75,15 @@ def log_candidate(
     with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
         mlflow.log_params(params)
         mlflow.log_metrics({f"holdout_{k}": v for k, v in validated.metrics.items()})
-        figure = _importance_figure(validated.model)
-        mlflow.log_figure(figure, "plots/feature_importance.png")
-        plt.close(figure)
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "features.parquet"
             reference_sample(training_features).to_parquet(path)
             mlflow.log_artifact(str(path), artifact_path="reference")
+            pictures = Path(scratch) / "plots"
+            pictures.mkdir()
+            for name, png in plots.items():
+                (pictures / f"{name}.png").write_bytes(png)
+            mlflow.log_artifacts(str(pictures), artifact_path="plots")
         mlflow.log_dict(
             {"holdout_start": str(validated.holdout_start.date()), **validated.metrics},
             "holdout_metrics.json",

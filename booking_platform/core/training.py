@@ -58,8 +58,13 @@ class CancellationModel:
     threshold: float = DECISION_THRESHOLD
     train_end: str = ""  # arrivals before this date trained the model
 
-    def predict_proba(self, bookings: pd.DataFrame) -> np.ndarray:
-        return self.classifier.predict_proba(self.builder.transform(bookings))[:, 1]
+    def predict_proba(
+        self, bookings: pd.DataFrame, features: pd.DataFrame | None = None
+    ) -> np.ndarray:
+        """`features`: builder.transform(bookings), when the caller has built them already."""
+        if features is None:
+            features = self.builder.transform(bookings)
+        return self.classifier.predict_proba(features)[:, 1]
 
 
 def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:

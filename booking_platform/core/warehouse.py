@@ -22,6 +22,9 @@ CREATE TABLE IF NOT EXISTS predictions (
     scored_at TIMESTAMP NOT NULL
 )
 """
+# Added after the first release: warehouses created before get them (NULL in old rows).
+# reason_1..3 are text for reading; `reasons` is the same as JSON for json_extract.
+PREDICTION_REASON_COLUMNS = ("reason_1", "reason_2", "reason_3", "reasons")
 
 
 @contextmanager
@@ -99,6 +102,8 @@ def replace_predictions(
 ) -> None:
     """Replace the rows of one as-of date in `predictions`; other dates are kept."""
     connection.execute(PREDICTIONS_DDL)
+    for column in PREDICTION_REASON_COLUMNS:
+        connection.execute(f"ALTER TABLE predictions ADD COLUMN IF NOT EXISTS {column} VARCHAR")
     replace_slices(
         connection, as_of, {"predictions": predictions.drop(columns="as_of", errors="ignore")}
     )
@@ -106,10 +111,7 @@ def replace_predictions(
 
 def latest_predictions(connection: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
     """The newest as-of date's predictions, riskiest first (empty before the first run)."""
-    exists = connection.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'predictions'"
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(connection, "predictions"):
         return pd.DataFrame()
     return connection.execute(
         """
@@ -119,4 +121,24 @@ def latest_predictions(connection: duckdb.DuckDBPyConnection, limit: int) -> pd.
         LIMIT ?
         """,
         [limit],
+    ).df()
+
+
+def table_exists(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+        ).fetchone()[0]
+    )
+
+
+def booking_rows(
+    connection: duckdb.DuckDBPyConnection, table: str, booking_id: int, order_by: str = ""
+) -> pd.DataFrame:
+    """The rows of one booking in a table (empty when the table or the booking is missing)."""
+    if not table_exists(connection, table):
+        return pd.DataFrame()
+    order = f" ORDER BY {order_by}" if order_by else ""
+    return connection.execute(
+        f'SELECT * FROM "{table}" WHERE booking_id = ?{order}', [booking_id]
     ).df()

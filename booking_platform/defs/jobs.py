@@ -19,8 +19,10 @@ booking_platform_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     SCORING_JOB_NAME,
+    # the exploratory analysis is refreshed by the main job or by hand, not every morning
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.assets("candidate_model", "registered_model"),
+    - dg.AssetSelection.assets("candidate_model", "registered_model")
+    - dg.AssetSelection.groups("analysis"),
     executor_def=dg.in_process_executor,
     description="Ingest the latest data and score the open bookings with the current champion.",
 )

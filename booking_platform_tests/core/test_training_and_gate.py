@@ -3,10 +3,12 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from booking_platform.core import gate
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.features import FeatureSet, build_feature_set
+from booking_platform.core.plots import CANDIDATE_PLOT_TITLES, candidate_plots, monthly_roc_auc
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import (
     ValidatedModel,
@@ -105,3 +107,15 @@ def test_gate_skips_the_comparison_when_the_champion_saw_the_holdout(
     decision = gate.judge(strong, strong.model, "3")
     assert decision.passed and decision.champion_roc_auc is None
     assert any(c.startswith("SKIP champion v3 was trained") for c in decision.comparisons)
+
+
+def test_candidate_plots_and_monthly_roc_auc_cover_the_holdout(strong: ValidatedModel) -> None:
+    table = monthly_roc_auc(strong.holdout, strong.holdout_proba)
+    assert table["arrival_month"].tolist() == ["2017-03", "2017-04"]
+    assert table["bookings"].sum() == len(strong.holdout)
+    march = (strong.holdout["arrival_date"].dt.month == 3).to_numpy()
+    expected = roc_auc_score(strong.holdout["is_canceled"][march], strong.holdout_proba[march])
+    assert table.loc[0, "roc_auc"] == pytest.approx(expected)
+    plots = candidate_plots(strong)
+    assert set(plots) == set(CANDIDATE_PLOT_TITLES)
+    assert all(png.startswith(b"\x89PNG") and len(png) < 120_000 for png in plots.values())

@@ -69,3 +69,30 @@ def test_tables_are_replaced_together_or_not_at_all(tmp_path: Path) -> None:
 def test_latest_predictions_before_any_run_is_empty(tmp_path: Path) -> None:
     with warehouse.connect(tmp_path / "w.duckdb") as connection:
         assert warehouse.latest_predictions(connection, limit=5).empty
+
+
+def test_a_predictions_table_from_before_reasons_gains_the_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    may, june = date(2017, 5, 1), date(2017, 6, 1)
+    with warehouse.connect(path) as connection:
+        # the table as the first release created it: no reason columns
+        connection.execute(warehouse.PREDICTIONS_DDL)
+        connection.register("old_rows", _predictions(may, [1, 2], 0.3))
+        connection.execute("INSERT INTO predictions SELECT * FROM old_rows")
+        explained = _predictions(june, [3], 0.8).assign(
+            reason_1="lead_time = 300 raises risk (+1.20)",
+            reason_2=None,
+            reason_3=None,
+            reasons='[{"feature": "lead_time", "value": "300", "direction": "raises", '
+            '"contribution": 1.2}]',
+        )
+        warehouse.replace_predictions(connection, june, explained)
+        rows = connection.execute(
+            "SELECT booking_id, reason_1, json_extract_string(reasons, '$[0].feature') "
+            "FROM predictions ORDER BY booking_id"
+        ).fetchall()
+    assert rows == [
+        (1, None, None),
+        (2, None, None),
+        (3, "lead_time = 300 raises risk (+1.20)", "lead_time"),
+    ]

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
 from booking_platform_tests.conftest import (
-    SEVEN_ASSETS,
+    ALL_ASSETS,
     SYNTHETIC_ROWS,
     materialized_assets,
     run_main_job,
@@ -46,7 +46,7 @@ def test_main_job_trains_gates_registers_and_scores(
 ) -> None:
     result = run_main_job(settings, instance)
     assert result.success
-    assert materialized_assets(result) == SEVEN_ASSETS | {"realised_performance"}
+    assert materialized_assets(result) == ALL_ASSETS
     assert _gate(result).passed
     checks = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
@@ -66,6 +66,12 @@ def test_main_job_trains_gates_registers_and_scores(
     ((count, low_ok, high_ok, version, as_of, distinct),) = rows
     assert count > 100 and count == distinct and low_ok and high_ok
     assert (version, as_of) == ("1", date(2017, 5, 1))
+    ((explained, with_json),) = _query(
+        settings,
+        "SELECT count(reason_3), count(json_extract(reasons, '$[2].contribution')) "
+        "FROM predictions",
+    )
+    assert explained == with_json == count
 
     assert _champion_version(settings) == "1"
     model_version = MlflowClient().get_model_version(MODEL_NAME, "1")
@@ -75,8 +81,20 @@ def test_main_job_trains_gates_registers_and_scores(
     assert {"holdout_brier", "holdout_calibration_error", "holdout_pr_auc"} <= set(run.data.metrics)
     assert run.info.status == "FINISHED"
     artifacts = {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "plots")}
-    assert artifacts == {"plots/feature_importance.png"}
+    assert artifacts == {
+        "plots/feature_importance.png",
+        "plots/calibration.png",
+        "plots/monthly_roc_auc.png",
+    }
     assert (settings.reports_dir / "drift_report_2017-05-01.html").stat().st_size > 10_000
+    (eda,) = [
+        e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("eda_report")
+    ]
+    assert eda["plot_seasonality"].value.count("](data:image/png;base64,") == 1
+    assert Path(eda["report"].value) == settings.reports_dir / "eda_2017-05-01" / "eda.html"
+    assert (settings.reports_dir / "eda_2017-05-01" / "duplicates.png").is_file()
     assert mlflow.get_tracking_uri() == settings.mlflow_tracking_uri
 
 

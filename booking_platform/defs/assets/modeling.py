@@ -10,6 +10,12 @@ import pandas as pd
 from booking_platform.config import DEFAULT_CHAMPION_MAX_AGE_DAYS
 from booking_platform.core import registry
 from booking_platform.core.features import FeatureSet
+from booking_platform.core.plots import (
+    CANDIDATE_PLOT_TITLES,
+    candidate_plots,
+    markdown_image,
+    monthly_roc_auc,
+)
 from booking_platform.core.training import DEFAULT_PARAMS, ValidatedModel, train_and_validate
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry
@@ -44,6 +50,7 @@ def candidate_model(
     validated = train_and_validate(
         history, booking_features.builder, features, booking_features.as_of, overrides
     )
+    plots = candidate_plots(validated)
     run_id, model_uri = registry.log_candidate(
         mlflow_registry.experiment_id(),
         validated,
@@ -55,6 +62,7 @@ def candidate_model(
             "holdout_start": str(validated.holdout_start.date()),
         },
         tags={"dagster_run_id": context.run_id, "as_of": str(booking_features.as_of)},
+        plots=plots,
     )
     metrics = validated.metrics
     context.log.info(f"candidate run {run_id}: holdout ROC AUC {metrics['roc_auc']:.4f}")
@@ -71,6 +79,17 @@ def candidate_model(
             "holdout": f"arrivals {validated.holdout_start.date()} .. {booking_features.as_of}"
             f" (excl.), {int(metrics['rows']):,} rows",
             **{f"holdout_{k}": float(v) for k, v in metrics.items() if k != "rows"},
+            "holdout_roc_auc_by_month": dg.MetadataValue.md(
+                monthly_roc_auc(validated.holdout, validated.holdout_proba).to_markdown(
+                    index=False, floatfmt=".3f"
+                )
+            ),
+            **{
+                f"plot_{name}": dg.MetadataValue.md(
+                    markdown_image(CANDIDATE_PLOT_TITLES[name], png)
+                )
+                for name, png in plots.items()
+            },
         },
     )
 

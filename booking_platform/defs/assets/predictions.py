@@ -5,6 +5,7 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
+from booking_platform.core.explanations import REASONS_PER_BOOKING
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.warehouse import replace_predictions
@@ -35,7 +36,9 @@ def batch_predictions(
     if champion is None:
         raise ValueError("no champion model in the registry: materialise registered_model first")
     open_rows, _ = booking_features.part("open")
-    predictions = score_bookings(champion.model, open_rows, champion.version).assign(
+    predictions = score_bookings(
+        champion.model, open_rows, champion.version, reasons=REASONS_PER_BOOKING
+    ).assign(
         as_of=booking_features.as_of, scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None)
     )
     with warehouse.connect() as connection:
@@ -51,8 +54,8 @@ def batch_predictions(
             "mean_cancel_probability": float(predictions["cancel_probability"].mean()),
             "top_risk": dg.MetadataValue.md(
                 predictions.nlargest(10, "cancel_probability")[
-                    ["booking_id", "cancel_probability"]
-                ].to_markdown(index=False)
+                    ["booking_id", "cancel_probability", "reason_1", "reason_2", "reason_3"]
+                ].to_markdown(index=False, floatfmt=".3f")
             ),
         }
     )

@@ -1,0 +1,270 @@
+"""Dagit as a person uses it: `make dev` on 127.0.0.1, driven by Playwright in Debian's chromium.
+
+The server runs in a temporary data home on a synthetic export. The test opens the asset graph,
+finds the seven assets and their lineage, clicks "Materialize all", waits for the run to succeed,
+then opens batch_predictions, eda_report and candidate_model and looks at their metadata and
+pictures. Screenshots go to test-artifacts/ui/ (git-ignored). Every process the server started is
+stopped by its process group, and the test checks none is left.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from booking_platform_tests.conftest import REPO_ROOT, SEVEN_ASSETS, SYNTHETIC_ROWS
+from booking_platform_tests.synthetic import make_bookings, write_csv
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
+SERVER_START_SECONDS = 300  # 6-9 s on a quiet machine, over a minute on a busy one
+RUN_SECONDS = 900
+UPSTREAM = {
+    "raw_bookings": set(),
+    "cleaned_bookings": {"raw_bookings"},
+    "booking_features": {"cleaned_bookings"},
+    "drift_report": {"booking_features"},
+    "candidate_model": {"booking_features"},
+    "registered_model": {"candidate_model"},
+    "batch_predictions": {"booking_features", "registered_model"},
+}
+ALL_NAMES = set(UPSTREAM) | {"realised_performance", "eda_report"}
+
+
+def _required() -> bool:
+    return os.environ.get("REQUIRE_REAL_DATA") == "1" or bool(os.environ.get("CI"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _session_processes(session_id: int) -> list[str]:
+    """Processes still alive in the session the server was started in (Linux /proc)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # fields after the ")" closing the command name: state ppid pgrp session ...
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            alive.append(text[: text.rindex(")") + 1])
+    return alive
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM to the whole process group, SIGKILL after 30 s to whatever is left."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while _session_processes(server.pid) and time.monotonic() < deadline:
+        server.poll()
+        time.sleep(0.5)
+    if _session_processes(server.pid):
+        os.killpg(server.pid, signal.SIGKILL)
+        time.sleep(1)
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dagit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`make dev`'s command on a free port, in a temporary home on a synthetic export."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (make test installs it: apt-get install -y chromium)"
+        if _required():
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("ui")
+    source = write_csv(make_bookings(SYNTHETIC_ROWS), root / "bookings.csv")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BOOKING_PLATFORM_HOME": str(root / "home"),
+        "BOOKINGS_SOURCE": str(source),
+        "BOOKINGS_AS_OF": "2017-05-01",
+    }
+    env.pop("DAGSTER_HOME", None)  # dev.py puts the instance under the home
+    log = (root / "dagit.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "booking_platform.dev", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/server_info", timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"Dagit did not start; log: {root / 'dagit.log'}")
+                time.sleep(1)
+        yield url
+    finally:
+        _stop(server)
+        log.close()
+        assert _session_processes(server.pid) == [], "processes left behind by `make dev`"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["playwright_api.Browser"]:
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--disable-gpu"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: "playwright_api.Browser") -> Iterator["playwright_api.Page"]:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    # Dagit's first-visit "Join the Dagster community" dialog may cover the page at any moment
+    page.add_locator_handler(
+        page.get_by_text("Join the Dagster community"),
+        lambda: page.get_by_role("button", name="Skip").click(),
+    )
+    yield page
+    context.close()
+
+
+def _shot(page: "playwright_api.Page", name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(500)  # let dialogs finish fading in
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def _open(page: "playwright_api.Page", url: str, ready_text: str) -> None:
+    page.goto(url)
+    page.get_by_text(ready_text).first.wait_for()
+
+
+def _upstream(page: "playwright_api.Page", dagit: str, asset: str) -> set[str]:
+    """The upstream assets listed in the Lineage section of an asset's overview page."""
+    _open(page, f"{dagit}/assets/{asset}", "Upstream assets")
+    section = (
+        page.locator("div")
+        .filter(has=page.get_by_text("Upstream assets", exact=True))
+        .filter(has=page.get_by_text("Downstream assets", exact=True))
+        .last
+    )
+
+
+    def read() -> tuple[set[str], set[str]]:
+        text = section.inner_text()
+        middle = text.index("Downstream assets")
+        up, down = text[text.index("Upstream assets") : middle], text[middle:]
+        return (
+            {line.strip() for line in up.splitlines()} & ALL_NAMES,
+            {line.strip() for line in down.splitlines()} & ALL_NAMES,
+        )
+
+    # the lists arrive after the headings: read until they are there and stop changing
+    previous, deadline = None, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        current = read()
+        if current == previous and (current[0] or current[1]):
+            break
+        previous = current
+        page.wait_for_timeout(1000)
+    return current[0]
+
+
+def _markdown(page: "playwright_api.Page", key: str) -> "playwright_api.Locator":
+    """Open a markdown metadata entry (Dagit shows it in a dialog) and return the dialog."""
+    row = page.locator("tr", has=page.get_by_text(key, exact=True))
+    row.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    dialog.wait_for()
+    return dialog
+
+
+def _picture_shown(dialog: "playwright_api.Locator") -> bool:
+    picture = dialog.locator("img[src^='data:image/png;base64,']").first
+    picture.wait_for()
+    width = picture.evaluate("image => image.complete ? image.naturalWidth : 0")
+    return width > 100
+
+
+def test_a_person_sees_the_graph_materializes_all_and_reads_the_results(
+    dagit: str, page: "playwright_api.Page"
+) -> None:
+    # the asset graph: groups start collapsed; zoom out so all are drawn, expand each
+    _open(page, f"{dagit}/asset-groups", "Materialize all")
+    zoom_out = page.locator("[aria-label=zoom_out]").first
+    expand = page.locator("foreignObject [aria-label=unfold_more]")
+    for _ in range(10):
+        zoom_out.click()
+        if not expand.count():
+            break
+        expand.first.click()
+        page.wait_for_timeout(500)
+    assert "monitoring" in page.url and "predictions" in page.url  # Dagit keeps them in the URL
+    for asset in SEVEN_ASSETS | {"eda_report"}:
+        assert page.locator("foreignObject", has_text=re.compile(f"^{asset}$")).count() >= 1
+    for _ in range(2):
+        page.locator("[aria-label=zoom_in]").first.click()
+    _shot(page, "1_asset_graph")
+    # lineage, as each asset's page lists it
+    assert {asset: _upstream(page, dagit, asset) for asset in UPSTREAM} == UPSTREAM
+
+    # Materialize all, then follow the run to its end
+    _open(page, f"{dagit}/asset-groups", "Materialize all")
+    page.get_by_role("button", name="Materialize all").click()
+    page.get_by_role("link", name="View", exact=True).click()  # in the "run launched" toast
+    playwright_api.expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]+"))
+    _shot(page, "2_run_started")
+    status = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
+    status.wait_for(timeout=RUN_SECONDS * 1000)
+    _shot(page, "3_run_finished")
+    assert status.inner_text() == "Success"
+
+    # batch_predictions: rows written, the riskiest bookings with their reasons
+    _open(page, f"{dagit}/assets/batch_predictions", "Metadata")
+    row_count = page.locator("tr", has=page.get_by_text("rows", exact=True)).first
+    assert int(row_count.locator("td").last.inner_text().replace(",", "")) > 100
+    dialog = _markdown(page, "top_risk")
+    assert "reason_1" in dialog.inner_text()
+    assert re.search(r"(raises|lowers) risk \([+-]\d", dialog.inner_text())
+    _shot(page, "4_batch_predictions_top_risk")
+    dialog.get_by_role("button", name="Close").click()
+
+    # eda_report: numbers and pictures
+    _open(page, f"{dagit}/assets/eda_report", "Metadata")
+    for key in ("duplicate_rows", "history_bookings", "plot_by_hotel", "plot_duplicates"):
+        assert page.get_by_text(key, exact=True).count() >= 1
+    dialog = _markdown(page, "plot_seasonality")
+    assert _picture_shown(dialog)
+    _shot(page, "5_eda_report_seasonality")
+    dialog.get_by_role("button", name="Close").click()
+
+    # candidate_model: the calibration picture logged with it
+    _open(page, f"{dagit}/assets/candidate_model", "Metadata")
+    dialog = _markdown(page, "plot_calibration")
+    assert _picture_shown(dialog)
+    _shot(page, "6_candidate_calibration")
+    print(f"screenshots in {ARTIFACTS}")
+
