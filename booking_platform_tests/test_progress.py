@@ -10,8 +10,11 @@ from rich.console import Console
 
 from booking_platform.config import Settings
 from booking_platform.defs.assets.ingestion import cleaned_bookings, raw_bookings
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import build_resources
 from booking_platform.progress import job_step_count, run_progress, task_progress
+
+AS_OF = "2017-05-01"
 
 
 def _console() -> tuple[Console, io.StringIO]:
@@ -31,8 +34,9 @@ def test_a_run_shows_each_step_as_it_finishes(
     console, out = _console()
     run_id = str(uuid.uuid4())
     assert job_step_count(job) == 2
+    instance.add_dynamic_partitions(as_of_partitions.name, [AS_OF])
     with run_progress(instance, run_id, job_step_count(job), console) as listener:
-        assert job.execute_in_process(instance=instance, run_id=run_id).success
+        assert job.execute_in_process(instance=instance, run_id=run_id, partition_key=AS_OF).success
     text = out.getvalue()
     assert text.index("done raw_bookings (") < text.index("done cleaned_bookings (")
     assert "2/2" in text and listener.failed == []
@@ -50,8 +54,11 @@ def test_a_failed_step_is_named(
     job = definitions.resolve_job_def("ingest")
     console, out = _console()
     run_id = str(uuid.uuid4())
+    instance.add_dynamic_partitions(as_of_partitions.name, [AS_OF])
     with run_progress(instance, run_id, 1, console) as listener:
-        result = job.execute_in_process(instance=instance, run_id=run_id, raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, run_id=run_id, partition_key=AS_OF, raise_on_error=False
+        )
     assert not result.success
     assert listener.failed == ["raw_bookings"]
     assert "FAILED raw_bookings (" in out.getvalue()
