@@ -1,4 +1,5 @@
-"""The `booking-platform` command: run the main job, score a file, show the latest predictions."""
+"""The `booking-platform` command: run the main job, score a file, show the latest predictions,
+serve predictions over HTTP."""
 
 from __future__ import annotations
 
@@ -181,6 +182,39 @@ def show_predictions(settings: Settings, limit: int) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Run the HTTP service under uvicorn; workers read their settings from the environment."""
+    import uvicorn
+
+    from booking_platform.serving.settings import ServeSettings, load_serve_settings
+
+    defaults = load_serve_settings()
+    try:
+        serve_settings = ServeSettings(
+            challenger_share=defaults.challenger_share
+            if args.challenger_share is None
+            else args.challenger_share,
+            shadow=args.shadow or defaults.shadow,
+            poll_seconds=args.poll_seconds or defaults.poll_seconds,
+            max_batch=args.max_batch or defaults.max_batch,
+            max_body_bytes=defaults.max_body_bytes,
+        )
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    os.environ.update(serve_settings.to_env())
+    uvicorn.run(
+        "booking_platform.serving.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # every prediction is in the prediction log already
+        log_level="warning",
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="booking-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -190,10 +224,24 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--output", required=True, type=Path)
     latest = commands.add_parser("predictions", help="print the latest predictions")
     latest.add_argument("--limit", type=int, default=20)
+    http = commands.add_parser("serve", help="serve predictions over HTTP (FastAPI, uvicorn)")
+    http.add_argument("--host", default="127.0.0.1")
+    http.add_argument("--port", type=int, default=8000)
+    http.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    http.add_argument(
+        "--challenger-share", type=float, help="share of routing keys for the challenger (0.1)"
+    )
+    http.add_argument(
+        "--shadow", action="store_true", help="score the challenger too, answer with the champion"
+    )
+    http.add_argument("--poll-seconds", type=float, help="registry alias poll interval (30)")
+    http.add_argument("--max-batch", type=int, help="most bookings per request (1000)")
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "run":
         return run_main_job(settings)
+    if args.command == "serve":
+        return serve(args)
     if args.command == "predict":
         return predict_file(settings, args.input, args.output)
     return show_predictions(settings, args.limit)

@@ -4,7 +4,14 @@ import dagster as dg
 
 from booking_platform.config import Settings, load_settings
 from booking_platform.defs import checks, schedules
-from booking_platform.defs.assets import features, ingestion, modeling, monitoring, predictions
+from booking_platform.defs.assets import (
+    features,
+    ingestion,
+    modeling,
+    monitoring,
+    predictions,
+    serving,
+)
 from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
 from booking_platform.defs.resources import build_resources
 from booking_platform.defs.sensors import build_staleness_sensor, realised_performance_sensor
@@ -13,7 +20,7 @@ from booking_platform.defs.sensors import build_staleness_sensor, realised_perfo
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [ingestion, features, modeling, monitoring, predictions]
+            [ingestion, features, modeling, monitoring, predictions, serving]
         ),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[booking_platform_job, scoring_job, retraining_job],

@@ -8,7 +8,7 @@ from booking_platform_tests.conftest import SEVEN_ASSETS
 def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == SEVEN_ASSETS | {"realised_performance"}
+    assert keys == SEVEN_ASSETS | {"realised_performance", "ab_test_report"}
     parents = {
         key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
         for key in graph.get_all_asset_keys()
@@ -22,6 +22,7 @@ def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
         "registered_model": {"candidate_model"},
         "batch_predictions": {"booking_features", "registered_model"},
         "realised_performance": {"cleaned_bookings", "batch_predictions"},
+        "ab_test_report": {"cleaned_bookings"},
     }
 
 

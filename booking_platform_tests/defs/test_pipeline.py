@@ -46,7 +46,7 @@ def test_main_job_trains_gates_registers_and_scores(
 ) -> None:
     result = run_main_job(settings, instance)
     assert result.success
-    assert materialized_assets(result) == SEVEN_ASSETS | {"realised_performance"}
+    assert materialized_assets(result) == SEVEN_ASSETS | {"realised_performance", "ab_test_report"}
     assert _gate(result).passed
     checks = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
