@@ -52,8 +52,11 @@ TEXT_PATTERNS = {  # open vocabularies: the form the export uses
 }
 # columns a booking may lack: NA in the export means "none" (cleaning fills them the same way),
 # or they are known only after booking and never feed the model
-OPTIONAL = {*NA_FILL, *(c for c in FEATURE_SOURCE_COLUMNS if c not in ALLOWED_SOURCE_COLUMNS)}
-OPTIONAL -= {"arrival_date_year", "arrival_date_month"}  # not features, but make the date
+DATE_PARTS = ("arrival_date_year", "arrival_date_month")  # not features, but make the date
+POST_BOOKING = tuple(
+    c for c in FEATURE_SOURCE_COLUMNS if c not in ALLOWED_SOURCE_COLUMNS and c not in DATE_PARTS
+)
+OPTIONAL = {*NA_FILL, *POST_BOOKING}
 
 
 def _field(column: str, kind: str) -> tuple[Any, Any]:
