@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from booking_platform.config import MODEL_NAME, Settings, load_settings
 from booking_platform.serving.model_store import LoadedModel, ModelStore, ServingModels
-from booking_platform.serving.prediction_log import PredictionLog
+from booking_platform.serving.prediction_log import LoggedRequest, PredictionLog
 from booking_platform.serving.routing import goes_to_challenger
 from booking_platform.serving.schemas import (
     Booking,
@@ -186,7 +186,7 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
         scored = score(models, columns, keys, serve)
         answers = _answers(models, columns["booking_id"], scored)
         content = orjson.dumps(answers if many else answers[0])
-        prediction_log.append(_log_rows(models, keys, columns["booking_id"], scored, started))
+        prediction_log.append(_logged_request(models, keys, columns["booking_id"], scored, started))
         return Response(content, media_type="application/json")
 
     @app.get("/health")
@@ -242,57 +242,42 @@ def _answers(models: ServingModels, booking_ids: np.ndarray, scored: Scored) -> 
     ]
 
 
-def _log_rows(
+def _logged_request(
     models: ServingModels,
     keys: list[str],
     booking_ids: np.ndarray,
     scored: Scored,
     started: float,
-) -> list[tuple]:
+) -> LoggedRequest:
     champion, challenger = models.champion, models.challenger
     challenger_version = challenger.version if challenger else ""
-    common = (champion.version, challenger_version, (time.perf_counter() - started) * 1000)
-    logged_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-    request_id = uuid.uuid4().hex
-    versions = (champion.version, challenger_version)
-    rows = [
-        (
-            logged_at,
-            request_id,
-            booking_id,
-            key,
-            CHALLENGER if to_ch else CHAMPION,
-            versions[to_ch],
-            1,
-            probability,
-            *common,
-        )
-        for booking_id, key, to_ch, probability in zip(
-            booking_ids.tolist(),
-            keys,
-            scored.to_challenger.tolist(),
-            scored.probability.tolist(),
-            strict=True,
-        )
-    ]
+    ids, routed = booking_ids.tolist(), scored.to_challenger.tolist()
+    predictions: dict[str, list] = {
+        "booking_id": ids,
+        "routing_key": keys,
+        "variant": [CHALLENGER if to_ch else CHAMPION for to_ch in routed],
+        "model_version": [challenger_version if to_ch else champion.version for to_ch in routed],
+        "served": [1] * len(ids),
+        "cancel_probability": scored.probability.tolist(),
+    }
     if scored.shadow_probability is not None:
-        rows += [
-            (
-                logged_at,
-                request_id,
-                booking_id,
-                key,
-                CHALLENGER,
-                challenger_version,
-                0,
-                probability,
-                *common,
-            )
-            for booking_id, key, probability in zip(
-                booking_ids.tolist(), keys, scored.shadow_probability.tolist(), strict=True
-            )
-        ]
-    return rows
+        shadow = {
+            "booking_id": ids,
+            "routing_key": keys,
+            "variant": [CHALLENGER] * len(ids),
+            "model_version": [challenger_version] * len(ids),
+            "served": [0] * len(ids),
+            "cancel_probability": scored.shadow_probability.tolist(),
+        }
+        predictions = {field: predictions[field] + shadow[field] for field in predictions}
+    return LoggedRequest(
+        logged_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        request_id=uuid.uuid4().hex,
+        champion_version=champion.version,
+        challenger_version=challenger_version,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        predictions=predictions,
+    )
 
 
 def app_from_env() -> FastAPI:
