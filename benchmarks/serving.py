@@ -124,18 +124,22 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start(name: str, command: list[str], env: dict[str, str], ready: str, path: str) -> Server:
+def _start(
+    name: str, command: list[str], env: dict[str, str], ready: str, path: str, log_dir: Path
+) -> Server:
     port = _free_port()
     command = [part.replace("{port}", str(port)) for part in command]
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    output = log_dir / f"{name.replace(' ', '_').replace(',', '')}.log"
+    with output.open("w") as log:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = Server(name, f"http://127.0.0.1:{port}", process, path)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}")
@@ -146,20 +150,22 @@ def _start(name: str, command: list[str], env: dict[str, str], ready: str, path:
             pass
         time.sleep(0.3)
     server.stop()
-    raise RuntimeError(f"{name} was not ready within 180 s")
+    tail = "\n".join(output.read_text(errors="replace").splitlines()[-20:])
+    raise RuntimeError(f"{name} was not ready within 300 s; end of its output:\n{tail}")
 
 
-def start_ours(home: Path, workers: int) -> Server:
+def start_ours(home: Path, workers: int, log_dir: Path) -> Server:
     return _start(
         f"ours, {workers} worker{'s' * (workers > 1)}",
         [str(BIN / "booking-platform"), "serve", "--port", "{port}", "--workers", str(workers)],
         {"BOOKING_PLATFORM_HOME": str(home), "BOOKING_SERVE_MAX_BATCH": str(BATCH)},
         "/health",
         "/predict",
+        log_dir,
     )
 
 
-def start_mlflow(tracking_uri: str, workers: int) -> Server:
+def start_mlflow(tracking_uri: str, workers: int, log_dir: Path) -> Server:
     return _start(
         f"MLflow, {workers} worker{'s' * (workers > 1)}",
         [
@@ -181,6 +187,7 @@ def start_mlflow(tracking_uri: str, workers: int) -> Server:
         {"MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{BIN}:{os.environ['PATH']}"},
         "/ping",
         "/invocations",
+        log_dir,
     )
 
 
@@ -328,7 +335,7 @@ def main() -> int:
                 for w in map(int, args.workers.split(","))
             ]
         for start_server, where, workers in configurations:
-            server = start_server(where, workers)
+            server = start_server(where, workers, scratch)
             try:
                 probabilities = _probabilities(server, rows)
                 if reference is None:

@@ -211,6 +211,9 @@ def serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,  # every prediction is in the prediction log already
         log_level="warning",
+        # uvicorn kills a worker that misses a 5 s ping; on 2 busy cores a worker importing
+        # MLflow or unpickling a model can miss it, and the restarts never end
+        timeout_worker_healthcheck=60,
     )
     return 0
 

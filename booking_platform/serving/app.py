@@ -178,6 +178,8 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
             return _errors(422, [{"type": "too_short", "loc": (), "msg": "no bookings"}])
         columns = to_columns(bookings)
         if errors := cross_field_errors(columns):
+            if not many:  # located like pydantic's own errors: no list position for an object
+                errors = [{**error, "loc": error["loc"][1:]} for error in errors]
             return _errors(422, errors[:50])
         models = store.current
         if models.champion is None:

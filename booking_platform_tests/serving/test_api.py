@@ -96,10 +96,10 @@ BOOKING = {
         ({"is_repeated_guest": 2}, ["body", "is_repeated_guest"], "less_than_equal"),
         (
             {"arrival_date_month": "February", "arrival_date_day_of_month": 30},
-            ["body", 0, "arrival_date_day_of_month"],
+            ["body", "arrival_date_day_of_month"],
             "impossible_date",
         ),
-        ({"adults": 0, "children": 0, "babies": 0}, ["body", 0, "babies"], "zero_guests"),
+        ({"adults": 0, "children": 0, "babies": 0}, ["body", "babies"], "zero_guests"),
         ({"surname": "Smith"}, ["body", "surname"], "extra_forbidden"),
         ({"booking_id": -3}, ["body", "booking_id"], "greater_than_equal"),
     ],
@@ -129,6 +129,16 @@ def test_missing_fields_bad_json_and_list_positions_are_named(api) -> None:
     listed = api.post("/predict", json=[BOOKING, BOOKING, {**BOOKING, "adr": "x"}])
     assert listed.status_code == 422
     assert listed.json()["detail"][0]["loc"] == ["body", 2, "adr"]
+    no_guest = {**BOOKING, "adults": 0}
+    listed = api.post("/predict", json=[BOOKING, no_guest])
+    assert listed.status_code == 422
+    assert listed.json()["detail"] == [
+        {
+            "type": "zero_guests",
+            "loc": ["body", 1, "babies"],
+            "msg": "adults + children + babies must be at least 1 (cleaning quarantines it)",
+        }
+    ]
     broken = api.post(
         "/predict", content=b'{"booking_id": 1,', headers={"content-type": "application/json"}
     )
