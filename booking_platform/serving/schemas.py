@@ -32,6 +32,7 @@ MONTH_NUMBER = {name: i for i, name in enumerate(MONTHS, 1)}
 # the point-in-time rate lookup packs days around EPOCH into DAY_SPAN: stay well inside it
 MIN_YEAR = (EPOCH - pd.Timedelta(days=DAY_SHIFT)).year + 2
 MAX_YEAR = (EPOCH + pd.Timedelta(days=DAY_SPAN - DAY_SHIFT)).year - 2
+LARGEST_NUMBER = 2**53
 BOUNDS: dict[str, dict[str, float]] = {
     "lead_time": {"ge": 0, "le": MAX_LEAD_TIME_DAYS},
     "adr": {"ge": 0, "le": MAX_ADR},
@@ -66,7 +67,9 @@ def _field(column: str, kind: str) -> tuple[Any, Any]:
     elif kind == "str":
         annotation, constraints = str, {"pattern": TEXT_PATTERNS[column]}
     else:
-        annotation, constraints = (int if kind == "int" else float), BOUNDS.get(column, {})
+        # numbers become float64 features: beyond 2**53 they are not exact (and overflow int64)
+        annotation = int if kind == "int" else float
+        constraints = {"le": LARGEST_NUMBER, **BOUNDS.get(column, {})}
     if column in OPTIONAL:
         return annotation | None, Field(None, **constraints)
     return annotation, Field(..., **constraints)

@@ -92,6 +92,7 @@ BOOKING = {
         ({"adr": 1500.0}, ["body", "adr"], "less_than_equal"),
         ({"adr": -1}, ["body", "adr"], "greater_than_equal"),
         ({"babies": -1}, ["body", "babies"], "greater_than_equal"),
+        ({"adults": 10**30}, ["body", "adults"], "less_than_equal"),
         ({"arrival_date_year": 1900}, ["body", "arrival_date_year"], "greater_than_equal"),
         ({"is_repeated_guest": 2}, ["body", "is_repeated_guest"], "less_than_equal"),
         (
