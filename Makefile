@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export BOOKINGS_SOURCE ?= $(if $(wildcard ../shared/data/hotel_bookings.csv.zip),$(abspath ../shared/data/hotel_bookings.csv.zip),)
 export BOOKING_PLATFORM_HOME ?= $(abspath data)
 
-.PHONY: venv run test dev lint benchmark docs-images
+.PHONY: venv run test dev lint benchmark docs-images serve
 
 $(BIN)/booking-platform: pyproject.toml uv.lock
 	@if command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv; then \
@@ -28,6 +28,9 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check booking_platform booking_platform_tests benchmarks
+
+serve: venv
+	$(BIN)/booking-platform serve --host 127.0.0.1 --port 8000
 
 dev: venv
 	$(BIN)/python -m booking_platform.dev --host 127.0.0.1 --port 3000

@@ -1,5 +1,5 @@
 """The `booking-platform` command: run the main job, score a file, show and explain
-predictions, replay snapshots, backfill and backtest."""
+predictions, replay snapshots, backfill, backtest, serve predictions over HTTP."""
 
 from __future__ import annotations
 
@@ -429,6 +429,42 @@ def explain_booking(settings: Settings, booking_id: int) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    """Run the HTTP service under uvicorn; workers read their settings from the environment."""
+    import uvicorn
+
+    from booking_platform.serving.settings import ServeSettings, load_serve_settings
+
+    defaults = load_serve_settings()
+    try:
+        serve_settings = ServeSettings(
+            challenger_share=defaults.challenger_share
+            if args.challenger_share is None
+            else args.challenger_share,
+            shadow=args.shadow or defaults.shadow,
+            poll_seconds=args.poll_seconds or defaults.poll_seconds,
+            max_batch=args.max_batch or defaults.max_batch,
+            max_body_bytes=defaults.max_body_bytes,
+        )
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        return 2
+    os.environ.update(serve_settings.to_env())
+    uvicorn.run(
+        "booking_platform.serving.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # every prediction is in the prediction log already
+        log_level="warning",
+        # uvicorn kills a worker that misses a 5 s ping; on 2 busy cores a worker importing
+        # MLflow or unpickling a model can miss it, and the restarts never end
+        timeout_worker_healthcheck=60,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="booking-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -465,6 +501,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     explain = commands.add_parser("explain", help="a booking, its probability and its reasons")
     explain.add_argument("booking_id", type=int)
+    http = commands.add_parser("serve", help="serve predictions over HTTP (FastAPI, uvicorn)")
+    http.add_argument("--host", default="127.0.0.1")
+    http.add_argument("--port", type=int, default=8000)
+    http.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    http.add_argument(
+        "--challenger-share", type=float, help="share of routing keys for the challenger (0.1)"
+    )
+    http.add_argument(
+        "--shadow", action="store_true", help="score the challenger too, answer with the champion"
+    )
+    http.add_argument("--poll-seconds", type=float, help="registry alias poll interval (30)")
+    http.add_argument("--max-batch", type=int, help="most bookings per request (1000)")
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "run":
@@ -475,6 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         return backtest(settings, month_starts(args.start, args.end))
     if args.command == "replay":
         return replay(settings, _replay_dates(args))
+    if args.command == "serve":
+        return serve(args)
     if args.command == "predict":
         return predict_file(settings, args.input, args.output)
     if args.command == "explain":

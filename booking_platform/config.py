@@ -59,6 +59,11 @@ class Settings:
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
+    @property
+    def online_predictions_path(self) -> Path:
+        """The HTTP service's prediction log (sqlite): the ab_test_report asset reads it."""
+        return self.home / "serving" / "online_predictions.sqlite"
+
 
 def _default_source(home: Path) -> str:
     local = sorted(glob.glob(str(home / "raw" / "hotel_bookings.csv*")))

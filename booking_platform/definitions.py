@@ -11,6 +11,7 @@ from booking_platform.defs.assets import (
     modeling,
     monitoring,
     predictions,
+    serving,
 )
 from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
 from booking_platform.defs.resources import build_resources
@@ -25,7 +26,7 @@ from booking_platform.defs.sensors import (
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [ingestion, analysis, features, modeling, monitoring, predictions]
+            [ingestion, analysis, features, modeling, monitoring, predictions, serving]
         ),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[booking_platform_job, scoring_job, retraining_job],

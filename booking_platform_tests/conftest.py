@@ -25,7 +25,7 @@ SEVEN_ASSETS = {
     "batch_predictions",
 }
 # the seven of the design card, the realised performance of past scores and the analysis
-ALL_ASSETS = SEVEN_ASSETS | {"realised_performance", "eda_report"}
+ALL_ASSETS = SEVEN_ASSETS | {"realised_performance", "eda_report", "ab_test_report"}
 SYNTHETIC_ROWS = 12000  # enough for a 2-month holdout of ~900 rows and a calibrated model
 
 

@@ -23,6 +23,7 @@ def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
         "batch_predictions": {"booking_features", "registered_model"},
         "realised_performance": {"cleaned_bookings", "batch_predictions"},
         "eda_report": {"cleaned_bookings"},
+        "ab_test_report": {"cleaned_bookings"},
     }
 
 

@@ -12,12 +12,23 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from booking_platform.core.source import FEATURE_SOURCE_COLUMNS, OUTCOME_COLUMNS
+from booking_platform.core.source import CATEGORY_LEVELS, FEATURE_SOURCE_COLUMNS, OUTCOME_COLUMNS
 
-HOTELS = ("City Hotel", "Resort Hotel")
+HOTELS = CATEGORY_LEVELS["hotel"]
 RESERVATION_STATUSES = ("Canceled", "Check-Out", "No-Show")
 MAX_ADR = 1000.0  # above any real room rate in the data but its single 5,400 typo
 MAX_LEAD_TIME_DAYS = 1000
+COUNT_COLUMNS = (
+    "adults",
+    "children",
+    "babies",
+    "stays_in_weekend_nights",
+    "stays_in_week_nights",
+    "previous_cancellations",
+    "previous_bookings_not_canceled",
+    "required_car_parking_spaces",
+    "total_of_special_requests",
+)  # none may be negative
 # NA means "none" for these columns in the PMS export (README of the data set).
 NA_FILL = {"children": 0.0, "agent": 0.0, "company": 0.0, "country": "Unknown"}
 
@@ -82,22 +93,7 @@ def _reasons(typed: pd.DataFrame, as_of: date | None) -> pd.Series:
         "negative adr": typed["adr"] < 0,
         f"adr above {MAX_ADR:.0f}": typed["adr"] > MAX_ADR,
         "zero guests": guests <= 0,
-        "negative count": (
-            typed[
-                [
-                    "adults",
-                    "children",
-                    "babies",
-                    "stays_in_weekend_nights",
-                    "stays_in_week_nights",
-                    "previous_cancellations",
-                    "previous_bookings_not_canceled",
-                    "required_car_parking_spaces",
-                    "total_of_special_requests",
-                ]
-            ]
-            < 0
-        ).any(axis=1),
+        "negative count": (typed[list(COUNT_COLUMNS)] < 0).any(axis=1),
     }
     if "is_canceled" in typed:
         status_date = typed["reservation_status_date"]

@@ -84,9 +84,7 @@ def top_reasons(
     # plain Python rows: per-row pandas indexing would cost seconds on a day's bookings
     values = features.astype(object).to_numpy()
     reasons = []
-    for row, (columns, booking) in enumerate(
-        zip(order, bookings.to_dict("records"), strict=True)
-    ):
+    for row, (columns, booking) in enumerate(zip(order, bookings.to_dict("records"), strict=True)):
         explained = []
         for column in columns:
             value = float(contribution[row, column])

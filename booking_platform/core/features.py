@@ -13,8 +13,11 @@ do. Beside the raw columns, the model sees:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,7 @@ import pandas as pd
 from booking_platform.core.cleaning import history, open_bookings
 
 EPOCH = pd.Timestamp("2015-01-01")
+EPOCH_DAY = np.datetime64("2015-01-01", "D")
 ALLOWED_SOURCE_COLUMNS: tuple[str, ...] = (
     "hotel",
     "lead_time",
@@ -100,10 +104,12 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     *(rate_feature_name(g) for g in RATE_GROUPS),
 )
 
+FEATURE_POSITION = {name: i for i, name in enumerate(FEATURE_COLUMNS)}
 
 # Point-in-time lookups use one sorted int64 array per group: key * DAY_SPAN + shifted day.
 DAY_SPAN = 1 << 16
 DAY_SHIFT = 1 << 14  # keeps days before EPOCH (bookings made in 2013-14) positive
+KEY_SPAN = 1 << 32  # keys per table when the tables are stacked (RateTable.stack)
 
 
 @dataclass(frozen=True)
@@ -130,41 +136,79 @@ class RateTable:
             cum_cancels=all_cancels - all_cancels[block] + cancels[block],
         )
 
+    @classmethod
+    def stack(cls, tables: list[RateTable]) -> RateTable:
+        """One table answering for all: table i's key k becomes i * KEY_SPAN + k, so a single
+        search serves every group (on one booking, per-call overhead dominates)."""
+        for table in tables:
+            if len(table.positions) and table.positions[-1] // DAY_SPAN >= KEY_SPAN:
+                raise ValueError("a rate group has too many level combinations to stack")
+        return cls(
+            positions=np.concatenate(
+                [i * KEY_SPAN * DAY_SPAN + t.positions for i, t in enumerate(tables)]
+            ),
+            cum_bookings=np.concatenate([t.cum_bookings for t in tables]),
+            cum_cancels=np.concatenate([t.cum_cancels for t in tables]),
+        )
+
     def known_before(self, keys: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(bookings, cancels) of the key's arrivals strictly before each day."""
-        probe = keys * DAY_SPAN + days - 1 + DAY_SHIFT
-        index = np.searchsorted(self.positions, probe, side="right") - 1
-        safe = np.clip(index, 0, None)
-        found = (index >= 0) & (self.positions[safe] // DAY_SPAN == keys)
+        probe = keys * DAY_SPAN + (days + (DAY_SHIFT - 1))
+        index = self.positions.searchsorted(probe, side="right") - 1
+        # index -1 (nothing before) reads the last entry, whose key cannot match: masked anyway
+        found = (index >= 0) & (self.positions[index] // DAY_SPAN == keys)
         return (
-            np.where(found, self.cum_bookings[safe], 0.0),
-            np.where(found, self.cum_cancels[safe], 0.0),
+            np.where(found, self.cum_bookings[index], 0.0),
+            np.where(found, self.cum_cancels[index], 0.0),
         )
+
+
+def _as_text(values: np.ndarray | pd.Series) -> list[str]:
+    """Category values as text, the form levels are learnt and looked up in (9.0 -> "9.0")."""
+    return list(map(str, np.asarray(values).tolist()))
 
 
 @dataclass
 class FeatureBuilder:
-    """Category levels and point-in-time rate tables learnt from history."""
+    """Category levels and point-in-time rate tables learnt from history.
+
+    `encode` is the feature logic, on plain arrays: one float matrix whose categorical columns
+    hold their category code (NaN for a level never seen), which is what LightGBM itself turns a
+    pandas categorical into. `transform` wraps the same matrix in a frame with categorical
+    dtypes for training and batch scoring; the HTTP service calls `encode` directly, without
+    pandas' per-call overhead.
+    """
 
     categories: dict[str, list[str]] = field(default_factory=dict)
     rate_tables: dict[str, RateTable] = field(default_factory=dict)
     global_table: RateTable | None = None
 
-    def _categoricals(self, bookings: pd.DataFrame) -> dict[str, pd.Categorical]:
-        """Categorical columns with the levels seen in training (unseen levels become NaN)."""
+    @cached_property
+    def _level_codes(self) -> dict[str, dict[str, int]]:
         return {
-            c: pd.Categorical(bookings[c].astype(str), categories=self.categories[c])
-            for c in CATEGORICAL_COLUMNS
+            c: {level: i for i, level in enumerate(levels)} for c, levels in self.categories.items()
         }
 
-    def _group_keys(self, categoricals: dict[str, pd.Categorical]) -> dict[str, np.ndarray]:
+    def category_codes(self, column: str, values: np.ndarray | pd.Series) -> np.ndarray:
+        """Position of each value among the column's learnt levels; -1 for a level never seen."""
+        text = _as_text(values)
+        codes = map(self._level_codes[column].get, text, repeat(-1, len(text)))
+        return np.fromiter(codes, dtype="int64", count=len(text))
+
+    @cached_property
+    def _stacked_rates(self) -> RateTable:
+        """The global table, then one per RATE_GROUPS entry, searched together by `encode`."""
+        return RateTable.stack(
+            [self.global_table, *(self.rate_tables[rate_feature_name(g)] for g in RATE_GROUPS)]
+        )
+
+    def _group_keys(self, codes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """An integer key per rate group and row; 0 in any part means a level never seen."""
-        codes = {c: values.codes + 1 for c, values in categoricals.items()}
         keys = {}
         for group in RATE_GROUPS:
-            key = codes[group[0]].astype("int64")
+            key = codes[group[0]] + 1
             for column in group[1:]:
-                key = key * (len(self.categories[column]) + 1) + codes[column]
+                key = key * (len(self.categories[column]) + 1) + codes[column] + 1
             keys[rate_feature_name(group)] = key
         return keys
 
@@ -172,46 +216,77 @@ class FeatureBuilder:
     def fit(cls, history: pd.DataFrame) -> FeatureBuilder:
         """Learn from bookings with final labels (arrival before the as-of date)."""
         builder = cls(
-            categories={
-                c: sorted(history[c].astype(str).unique().tolist()) for c in CATEGORICAL_COLUMNS
-            }
+            categories={c: sorted(set(_as_text(history[c]))) for c in CATEGORICAL_COLUMNS}
         )
         days = (history["arrival_date"] - EPOCH).dt.days.to_numpy()
         labels = history["is_canceled"].to_numpy()
+        codes = {c: builder.category_codes(c, history[c]) for c in CATEGORICAL_COLUMNS}
         builder.rate_tables = {
             name: RateTable.count(keys, days, labels)
-            for name, keys in builder._group_keys(builder._categoricals(history)).items()
+            for name, keys in builder._group_keys(codes).items()
         }
         builder.global_table = RateTable.count(np.zeros_like(days), days, labels)
         return builder
 
-    def transform(self, bookings: pd.DataFrame) -> pd.DataFrame:
-        """Features for any bookings in the cleaned schema (labels, if present, are not read)."""
-        categoricals = self._categoricals(bookings)
-        features = pd.DataFrame(index=bookings.index)
+    def encode(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The feature matrix (rows x FEATURE_COLUMNS, float64) of cleaned bookings given as
+        arrays: every ALLOWED_SOURCE_COLUMNS column and `arrival_date` (datetime64). The booking
+        date is arrival minus lead time, as cleaning defines it."""
+        codes = {c: self.category_codes(c, columns[c]) for c in CATEGORICAL_COLUMNS}
+        arrival = np.asarray(columns["arrival_date"]).astype("datetime64[D]")
+        # one row per feature, filled in place: on a single booking, allocations dominate
+        features = np.empty((len(FEATURE_COLUMNS), len(arrival)))
+        row = FEATURE_POSITION
         for column in ALLOWED_SOURCE_COLUMNS:
             if column in CATEGORICAL_COLUMNS:
-                features[column] = categoricals[column]
+                features[row[column]] = np.where(codes[column] >= 0, codes[column], np.nan)
             else:
-                features[column] = bookings[column].astype("float64")
-        arrival, booked = bookings["arrival_date"], bookings["booking_date"]
-        features["arrival_month"] = arrival.dt.month.astype("float64")
-        features["arrival_weekday"] = arrival.dt.weekday.astype("float64")
-        features["booking_weekday"] = booked.dt.weekday.astype("float64")
-        features["arrival_day_index"] = (arrival - EPOCH).dt.days.astype("float64")
-        booking_day = (booked - EPOCH).dt.days.to_numpy()
-        features["booking_day_index"] = booking_day.astype("float64")
-        nights = bookings["stays_in_weekend_nights"] + bookings["stays_in_week_nights"]
-        features["total_nights"] = nights.astype("float64")
-        guests = bookings["adults"] + bookings["children"]
-        features["adr_per_guest"] = (bookings["adr"] / guests.where(guests > 0)).astype("float64")
+                features[row[column]] = columns[column]
+        booked = arrival - np.asarray(columns["lead_time"]).astype("timedelta64[D]")
+        booking_day = (booked - EPOCH_DAY).astype("int64")
+        features[row["arrival_month"]] = arrival.astype("datetime64[M]").astype("int64") % 12 + 1
+        # 1970-01-01, day 0 of datetime64, was a Thursday (weekday 3, Monday = 0)
+        features[row["arrival_weekday"]] = (arrival.astype("int64") + 3) % 7
+        features[row["booking_weekday"]] = (booked.astype("int64") + 3) % 7
+        features[row["arrival_day_index"]] = (arrival - EPOCH_DAY).astype("int64")
+        features[row["booking_day_index"]] = booking_day
+        features[row["total_nights"]] = (
+            features[row["stays_in_weekend_nights"]] + features[row["stays_in_week_nights"]]
+        )
+        guests = features[row["adults"]] + features[row["children"]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            features[row["adr_per_guest"]] = np.where(
+                guests > 0, features[row["adr"]] / guests, np.nan
+            )
 
-        global_n, global_c = self.global_table.known_before(np.zeros_like(booking_day), booking_day)
-        prior = np.where(global_n > 0, global_c / np.maximum(global_n, 1), np.nan)
-        for name, keys in self._group_keys(categoricals).items():
-            n, c = self.rate_tables[name].known_before(keys, booking_day)
-            features[name] = (c + RATE_SMOOTHING * prior) / (n + RATE_SMOOTHING)
-        return features[list(FEATURE_COLUMNS)]
+        # one search for the global rate (key 0 of table 0) and every group (table i + 1)
+        tables = len(RATE_GROUPS) + 1
+        stacked_keys = np.concatenate(
+            [np.zeros_like(booking_day), *self._group_keys(codes).values()]
+        ) + np.repeat(np.arange(tables, dtype="int64") * KEY_SPAN, len(booking_day))
+        known, cancels = self._stacked_rates.known_before(
+            stacked_keys, np.tile(booking_day, tables)
+        )
+        known, cancels = known.reshape(tables, -1), cancels.reshape(tables, -1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prior = np.where(known[0] > 0, cancels[0] / np.maximum(known[0], 1), np.nan)
+        # the rate columns close FEATURE_COLUMNS, in RATE_GROUPS order
+        features[-len(RATE_GROUPS) :] = (cancels[1:] + RATE_SMOOTHING * prior) / (
+            known[1:] + RATE_SMOOTHING
+        )
+        return features.T
+
+    def transform(self, bookings: pd.DataFrame) -> pd.DataFrame:
+        """Features for any bookings in the cleaned schema (labels, if present, are not read)."""
+        columns = {c: bookings[c].to_numpy() for c in (*ALLOWED_SOURCE_COLUMNS, "arrival_date")}
+        features = pd.DataFrame(
+            self.encode(columns), index=bookings.index, columns=list(FEATURE_COLUMNS)
+        )
+        for column in CATEGORICAL_COLUMNS:
+            features[column] = pd.Categorical.from_codes(
+                features[column].fillna(-1).astype("int64"), categories=self.categories[column]
+            )
+        return features
 
 
 @dataclass

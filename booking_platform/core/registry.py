@@ -20,6 +20,7 @@ from booking_platform.core.training import CancellationModel, ValidatedModel
 
 EXPERIMENT_NAME = "booking_cancellation"
 CHAMPION = "champion"
+CHALLENGER = "challenger"  # set by a person to A/B test or shadow a model in the HTTP service
 REFERENCE_ARTIFACT = "reference/features.parquet"
 # Listed by hand: inferring requirements costs seconds per model and lists unrelated packages.
 PIP_REQUIREMENTS = ["lightgbm", "pandas<3", "scikit-learn", "booking_platform"]
@@ -114,8 +115,11 @@ def load_alias_version(model_name: str, alias: str = CHAMPION) -> str | None:
 def load_alias(model_name: str, alias: str = CHAMPION) -> RegisteredVersion | None:
     """The model behind an alias, loaded, or None when the alias does not exist yet."""
     version = alias_version(model_name, alias)
-    if version is None:
-        return None
+    return None if version is None else load_version(model_name, version)
+
+
+def load_version(model_name: str, version: ModelVersion) -> RegisteredVersion:
+    """One registry version, loaded (by number, so a moving alias cannot switch it midway)."""
     pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version.version}")
     return RegisteredVersion(
         version=str(version.version),

@@ -8,6 +8,7 @@ quarantines them.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import urllib.request
 import zipfile
@@ -55,6 +56,26 @@ OUTCOME_COLUMNS: dict[str, str] = {
     "reservation_status_date": "str",
 }
 SOURCE_SCHEMA: dict[str, str] = {**FEATURE_SOURCE_COLUMNS, **OUTCOME_COLUMNS}
+# The closed vocabularies of the data set's dictionary. Country, agent, company and room types
+# are open: a new one is a level the model has not seen, not an error.
+CATEGORY_LEVELS: dict[str, tuple[str, ...]] = {
+    "hotel": ("City Hotel", "Resort Hotel"),
+    "arrival_date_month": tuple(calendar.month_name[1:]),
+    "meal": ("BB", "FB", "HB", "SC", "Undefined"),
+    "market_segment": (
+        "Aviation",
+        "Complementary",
+        "Corporate",
+        "Direct",
+        "Groups",
+        "Offline TA/TO",
+        "Online TA",
+        "Undefined",
+    ),
+    "distribution_channel": ("Corporate", "Direct", "GDS", "TA/TO", "Undefined"),
+    "deposit_type": ("No Deposit", "Non Refund", "Refundable"),
+    "customer_type": ("Contract", "Group", "Transient", "Transient-Party"),
+}
 NA_MARKERS = ["", "NA", "NULL", "NaN", "nan"]
 
 

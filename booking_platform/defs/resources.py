@@ -67,6 +67,10 @@ class MlflowRegistry(dg.ConfigurableResource):
         self.experiment_id()
         return registry.alias_version(self.model_name)
 
+    def challenger_entry(self) -> ModelVersion | None:
+        self.experiment_id()
+        return registry.alias_version(self.model_name, registry.CHALLENGER)
+
 
 def build_resources(settings: Settings) -> dict[str, object]:
     return {

@@ -73,6 +73,7 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
         "drift_report",
         "batch_predictions",
         "realised_performance",
+        "ab_test_report",
     }
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
         versions = connection.execute("SELECT DISTINCT model_version FROM predictions").fetchall()

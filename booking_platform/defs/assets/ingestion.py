@@ -1,6 +1,10 @@
 """raw_bookings and cleaned_bookings: the source as read, then typed with a quarantine."""
 
+from datetime import date
+
 import dagster as dg
+import duckdb
+import pandas as pd
 
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.snapshots import snapshot_path
@@ -10,6 +14,7 @@ from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import PlatformSettings, Warehouse
 
 RAW_TABLE = "raw_bookings"
+OUTCOME_FIELDS = ["booking_id", "arrival_date", "is_canceled"]
 CLEANED_TABLE = "cleaned_bookings"
 QUARANTINE_TABLE = "quarantined_bookings"
 
@@ -71,3 +76,12 @@ def cleaned_bookings(
             f"{result.cleaned['arrival_date'].max():%Y-%m-%d}",
         }
     )
+
+
+def latest_outcomes(connection: duckdb.DuckDBPyConnection) -> tuple[date, pd.DataFrame]:
+    """The newest export's as-of date and outcomes (booking_id, arrival_date, is_canceled).
+
+    Predictions made on any earlier date are graded on what is known now.
+    """
+    (as_of,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_TABLE}").fetchone()
+    return as_of, read_slice(connection, CLEANED_TABLE, as_of)[OUTCOME_FIELDS]

@@ -12,8 +12,8 @@ from booking_platform.core.drift import (
     year_earlier,
 )
 from booking_platform.core.features import FeatureSet
-from booking_platform.core.warehouse import read_slice, replace_tables
-from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
+from booking_platform.core.warehouse import replace_tables
+from booking_platform.defs.assets.ingestion import cleaned_bookings, latest_outcomes
 from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
@@ -78,16 +78,9 @@ def drift_report(
 def realised_performance(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
-    """Realised ROC AUC and calibration per arrival month, once scored bookings have arrived.
-
-    Outcomes come from the newest export: each month of predictions is graded on what is known
-    now, whichever run produced it.
-    """
+    """Realised ROC AUC and calibration per arrival month, once scored bookings have arrived."""
     with warehouse.connect() as connection:
-        (as_of,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_TABLE}").fetchone()
-        outcomes = read_slice(connection, CLEANED_TABLE, as_of)[
-            ["booking_id", "arrival_date", "is_canceled"]
-        ]
+        as_of, outcomes = latest_outcomes(connection)
         predictions = connection.execute(
             "SELECT booking_id, cancel_probability, model_version, as_of FROM predictions"
         ).df()

@@ -38,9 +38,7 @@ def batch_predictions(
     open_rows, _ = booking_features.part("open")
     predictions = score_bookings(
         champion.model, open_rows, champion.version, reasons=REASONS_PER_BOOKING
-    ).assign(
-        as_of=booking_features.as_of, scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None)
-    )
+    ).assign(as_of=booking_features.as_of, scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None))
     with warehouse.connect() as connection:
         replace_predictions(connection, booking_features.as_of, predictions)
     context.log.info(f"wrote {len(predictions):,} predictions as of {booking_features.as_of}")

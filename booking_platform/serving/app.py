@@ -1,0 +1,287 @@
+"""The FastAPI app: POST /predict with champion/challenger routing, GET /health, GET /models.
+
+The request path avoids per-request pandas: pydantic parses the body straight from JSON bytes,
+`FeatureBuilder.encode` (the same feature code `transform` wraps for batch scoring) builds a
+float matrix and the LightGBM booster scores it on one thread; the answer is written with orjson.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request, Response
+from pydantic import ValidationError
+
+from booking_platform.config import MODEL_NAME, Settings, load_settings
+from booking_platform.serving.model_store import LoadedModel, ModelStore, ServingModels
+from booking_platform.serving.prediction_log import LoggedRequest, PredictionLog
+from booking_platform.serving.routing import goes_to_challenger
+from booking_platform.serving.schemas import (
+    Booking,
+    BookingList,
+    Prediction,
+    cross_field_errors,
+    routing_keys,
+    to_columns,
+)
+from booking_platform.serving.settings import ServeSettings, load_serve_settings
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def _json(content: Any, status_code: int = 200) -> Response:
+    # orjson straight to bytes; ORJSONResponse is deprecated in this FastAPI, and a response
+    # model would validate every row of a 1,000-booking answer once more
+    return Response(orjson.dumps(content, default=str), status_code, media_type="application/json")
+
+
+def _errors(status_code: int, errors: list[dict[str, Any]]) -> Response:
+    """FastAPI's own error shape: detail = [{type, loc, msg}], loc starting at "body"."""
+    for error in errors:
+        error["loc"] = ["body", *error["loc"]]
+    return _json({"detail": errors}, status_code)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rows(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[rows] for name, values in columns.items()}
+
+
+@dataclass(frozen=True)
+class Scored:
+    probability: np.ndarray
+    to_challenger: np.ndarray  # bool per booking: the challenger's answer was returned
+    shadow_probability: np.ndarray | None  # the challenger's, when it only shadows
+
+
+def score(
+    models: ServingModels, columns: dict[str, np.ndarray], keys: list[str], serve: ServeSettings
+) -> Scored:
+    """Route each booking by its key's stable hash, score it with its arm; in shadow mode the
+    champion answers everything and the challenger scores everything too."""
+    champion, challenger = models.champion, models.challenger
+    assert champion is not None
+    if challenger is None or serve.shadow or serve.challenger_share == 0:
+        to_challenger = np.zeros(len(keys), dtype=bool)
+    else:
+        share = serve.challenger_share
+        to_challenger = np.fromiter((goes_to_challenger(k, share) for k in keys), bool, len(keys))
+    if not to_challenger.any():
+        probability = champion.score(columns)
+    elif to_challenger.all():
+        probability = challenger.score(columns)
+    else:
+        probability = np.empty(len(keys))
+        probability[~to_challenger] = champion.score(_rows(columns, ~to_challenger))
+        probability[to_challenger] = challenger.score(_rows(columns, to_challenger))
+    shadow = challenger.score(columns) if challenger is not None and serve.shadow else None
+    return Scored(probability, to_challenger, shadow)
+
+
+def _request_body_schema(max_batch: int) -> dict[str, Any]:
+    booking = Booking.model_json_schema()
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        booking,
+                        {"type": "array", "items": booking, "minItems": 1, "maxItems": max_batch},
+                    ]
+                }
+            }
+        },
+    }
+
+
+def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL_NAME) -> FastAPI:
+    store = ModelStore(
+        settings.mlflow_tracking_uri, settings.mlflow_artifact_root, model_name, serve.poll_seconds
+    )
+    prediction_log = PredictionLog(settings.online_predictions_path, serve.log_flush_seconds)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        prediction_log.start()
+        store.start()  # the first poll loads the models; /health says 503 until then
+        yield
+        store.stop()
+        prediction_log.stop()
+
+    app = FastAPI(
+        title="booking_platform predictions",
+        description="Cancellation probability of hotel bookings, from the registry's champion "
+        "(and challenger, for an A/B test or in shadow).",
+        lifespan=lifespan,
+    )
+    app.state.store, app.state.prediction_log = store, prediction_log
+    prediction_schema = Prediction.model_json_schema()
+
+    @app.post(
+        "/predict",
+        openapi_extra={"requestBody": _request_body_schema(serve.max_batch)},
+        responses={
+            200: {
+                "description": "One prediction per booking (a list for a list)",
+                "content": {"application/json": {"schema": prediction_schema}},
+            },
+            413: {"description": "body or batch too large"},
+            422: {"description": "invalid booking: detail names the field"},
+            503: {"description": "no champion model loaded yet"},
+        },
+    )
+    async def predict(request: Request) -> Response:
+        """Score one booking (an object) or several (a list) in the source schema."""
+        started = time.perf_counter()
+        try:
+            body = await _read_body(request, serve.max_body_bytes)
+        except BodyTooLarge:
+            return _errors(413, [_too_large(f"more than {serve.max_body_bytes} bytes")])
+        many = body.lstrip()[:1] == b"["
+        try:
+            bookings = (
+                BookingList.validate_json(body) if many else [Booking.model_validate_json(body)]
+            )
+        except ValidationError as error:
+            errors = error.errors(include_url=False, include_input=False)
+            return _errors(422, errors[:50])  # a bad 1,000-booking list must not echo 30k errors
+        if len(bookings) > serve.max_batch:
+            return _errors(
+                413, [_too_large(f"{len(bookings)} bookings, at most {serve.max_batch}")]
+            )
+        if not bookings:
+            return _errors(422, [{"type": "too_short", "loc": (), "msg": "no bookings"}])
+        columns = to_columns(bookings)
+        if errors := cross_field_errors(columns):
+            if not many:  # located like pydantic's own errors: no list position for an object
+                errors = [{**error, "loc": error["loc"][1:]} for error in errors]
+            return _errors(422, errors[:50])
+        models = store.current
+        if models.champion is None:
+            return _json({"detail": "no champion model loaded yet"}, 503)
+        keys = routing_keys(bookings)
+        scored = score(models, columns, keys, serve)
+        answers = _answers(models, columns["booking_id"], scored)
+        content = orjson.dumps(answers if many else answers[0])
+        prediction_log.append(_logged_request(models, keys, columns["booking_id"], scored, started))
+        return Response(content, media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> Response:
+        """200 once a champion is loaded (ready for traffic), 503 before."""
+        models = store.current
+        if models.champion is None:
+            reason = store.last_error or "no champion loaded yet"
+            return _json({"status": "not ready", "reason": reason}, 503)
+        return _json({"status": "ready", "champion_version": models.champion.version})
+
+    @app.get("/models")
+    async def loaded_models() -> Response:
+        """The versions behind each alias, as loaded, and how traffic is split."""
+        models = store.current
+        return _json(
+            {
+                CHAMPION: models.champion and models.champion.describe(),
+                CHALLENGER: models.challenger and models.challenger.describe(),
+                "challenger_share": serve.challenger_share,
+                "shadow": serve.shadow,
+                "poll_seconds": serve.poll_seconds,
+                "last_poll": store.last_poll
+                and datetime.fromtimestamp(store.last_poll, UTC).isoformat(),
+                "last_error": store.last_error,
+            }
+        )
+
+    return app
+
+
+def _too_large(message: str) -> dict[str, Any]:
+    return {"type": "too_large", "loc": (), "msg": message}
+
+
+def _answers(models: ServingModels, booking_ids: np.ndarray, scored: Scored) -> list[dict]:
+    champion, challenger = models.champion, models.challenger
+    arms: list[tuple[str, LoadedModel | None]] = [(CHAMPION, champion), (CHALLENGER, challenger)]
+    return [
+        {
+            "booking_id": booking_id,
+            "cancel_probability": probability,
+            "predicted_cancel": probability >= model.model.threshold,
+            "model_version": model.version,
+            "variant": variant,
+        }
+        for booking_id, probability, (variant, model) in zip(
+            booking_ids.tolist(),
+            scored.probability.tolist(),
+            (arms[i] for i in scored.to_challenger.tolist()),
+            strict=True,
+        )
+    ]
+
+
+def _logged_request(
+    models: ServingModels,
+    keys: list[str],
+    booking_ids: np.ndarray,
+    scored: Scored,
+    started: float,
+) -> LoggedRequest:
+    champion, challenger = models.champion, models.challenger
+    challenger_version = challenger.version if challenger else ""
+    ids, routed = booking_ids.tolist(), scored.to_challenger.tolist()
+    predictions: dict[str, list] = {
+        "booking_id": ids,
+        "routing_key": keys,
+        "variant": [CHALLENGER if to_ch else CHAMPION for to_ch in routed],
+        "model_version": [challenger_version if to_ch else champion.version for to_ch in routed],
+        "served": [1] * len(ids),
+        "cancel_probability": scored.probability.tolist(),
+    }
+    if scored.shadow_probability is not None:
+        shadow = {
+            "booking_id": ids,
+            "routing_key": keys,
+            "variant": [CHALLENGER] * len(ids),
+            "model_version": [challenger_version] * len(ids),
+            "served": [0] * len(ids),
+            "cancel_probability": scored.shadow_probability.tolist(),
+        }
+        predictions = {field: predictions[field] + shadow[field] for field in predictions}
+    return LoggedRequest(
+        logged_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        request_id=uuid.uuid4().hex,
+        champion_version=champion.version,
+        challenger_version=challenger_version,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        predictions=predictions,
+    )
+
+
+def app_from_env() -> FastAPI:
+    """What every uvicorn worker imports: settings from the environment (set by the CLI)."""
+    return create_app(load_settings(), load_serve_settings())

@@ -1,0 +1,107 @@
+"""The models behind the registry aliases, reloaded in the background when an alias moves.
+
+A request reads `ModelStore.current` once: an immutable pair (champion, challenger) of fully
+loaded models. The poller builds a new pair off to the side and swaps that one reference, so
+no request ever sees a half-loaded model or a champion from one pair and a challenger from
+another.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from booking_platform.core import registry
+from booking_platform.core.training import CancellationModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    alias: str
+    version: str
+    run_id: str
+    model: CancellationModel
+    loaded_at: float
+
+    def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """Cancellation probabilities: the batch path's feature code, without pandas."""
+        return self.model.predict_proba_encoded(self.model.builder.encode(columns))
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "run_id": self.run_id,
+            "threshold": self.model.threshold,
+            "train_end": self.model.train_end,
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+        }
+
+
+@dataclass(frozen=True)
+class ServingModels:
+    champion: LoadedModel | None = None
+    challenger: LoadedModel | None = None
+
+
+class ModelStore:
+    """Polls the aliases every `poll_seconds`; loads a moved alias fully, then swaps."""
+
+    def __init__(
+        self, tracking_uri: str, artifact_root: Path, model_name: str, poll_seconds: float
+    ) -> None:
+        self.tracking_uri, self.artifact_root = tracking_uri, artifact_root
+        self.model_name, self.poll_seconds = model_name, poll_seconds
+        self.current = ServingModels()
+        self.last_poll: float | None = None
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _resolve(self, alias: str, loaded: LoadedModel | None) -> LoadedModel | None:
+        entry = registry.alias_version(self.model_name, alias)
+        if entry is None:
+            return None
+        if loaded is not None and loaded.version == str(entry.version):
+            return loaded
+        fresh = registry.load_version(self.model_name, entry)
+        log.warning("loaded %s v%s (was %s)", alias, fresh.version, loaded and loaded.version)
+        return LoadedModel(alias, fresh.version, fresh.run_id, fresh.model, time.time())
+
+    def refresh(self) -> ServingModels:
+        """One poll: both aliases looked up, any moved one loaded, then one swap."""
+        registry.use_store(self.tracking_uri, self.artifact_root)
+        before = self.current
+        after = ServingModels(
+            champion=self._resolve(registry.CHAMPION, before.champion),
+            challenger=self._resolve(registry.CHALLENGER, before.challenger),
+        )
+        if after != before:
+            self.current = after
+        self.last_poll = time.time()
+        return after
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+                self.last_error = None
+            except Exception as error:  # noqa: BLE001 - keep serving the models already loaded
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("registry poll failed; still serving the loaded models")
+            self._stop.wait(self.poll_seconds)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._poll, name="model-store", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

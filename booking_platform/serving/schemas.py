@@ -1,0 +1,154 @@
+"""Request and response models of POST /predict, built from the source schema.
+
+Types are strict (a string where a number belongs is a 422, not a guess) and every bound is the
+one cleaning quarantines on, imported, so the API and the batch path reject the same bookings.
+Closed vocabularies (hotel, meal, segment, ...) must be one of the data dictionary's levels;
+open ones (country, agent, company, room types) are only checked for form, because a new
+agent or country is a real booking: the model scores a level it never saw as missing, exactly as
+batch scoring does. Checking against the champion's learnt levels instead would change the
+API's contract at every retraining and differ between champion and challenger.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+
+from booking_platform.core.cleaning import COUNT_COLUMNS, MAX_ADR, MAX_LEAD_TIME_DAYS, NA_FILL
+from booking_platform.core.features import (
+    ALLOWED_SOURCE_COLUMNS,
+    DAY_SHIFT,
+    DAY_SPAN,
+    EPOCH,
+)
+from booking_platform.core.source import CATEGORY_LEVELS, FEATURE_SOURCE_COLUMNS
+
+SCHEMA_DTYPES = {"str": object, "int": "int64", "float": "float64"}
+MONTHS = CATEGORY_LEVELS["arrival_date_month"]
+MONTH_NUMBER = {name: i for i, name in enumerate(MONTHS, 1)}
+# the point-in-time rate lookup packs days around EPOCH into DAY_SPAN: stay well inside it
+MIN_YEAR = (EPOCH - pd.Timedelta(days=DAY_SHIFT)).year + 2
+MAX_YEAR = (EPOCH + pd.Timedelta(days=DAY_SPAN - DAY_SHIFT)).year - 2
+LARGEST_NUMBER = 2**53
+BOUNDS: dict[str, dict[str, float]] = {
+    "lead_time": {"ge": 0, "le": MAX_LEAD_TIME_DAYS},
+    "adr": {"ge": 0, "le": MAX_ADR},
+    "arrival_date_year": {"ge": MIN_YEAR, "le": MAX_YEAR},
+    "arrival_date_week_number": {"ge": 1, "le": 53},
+    "arrival_date_day_of_month": {"ge": 1, "le": 31},
+    "is_repeated_guest": {"ge": 0, "le": 1},
+    "booking_changes": {"ge": 0},
+    "days_in_waiting_list": {"ge": 0},
+    "agent": {"ge": 0},
+    "company": {"ge": 0},
+    **{column: {"ge": 0} for column in COUNT_COLUMNS},
+}
+TEXT_PATTERNS = {  # open vocabularies: the form the export uses
+    "country": rf"^([A-Z]{{2,3}}|{NA_FILL['country']})$",  # as cleaning fills NA too
+    "reserved_room_type": r"^[A-Z]$",
+    "assigned_room_type": r"^[A-Z]$",
+}
+# columns a booking may lack: NA in the export means "none" (cleaning fills them the same way),
+# or they are known only after booking and never feed the model
+DATE_PARTS = ("arrival_date_year", "arrival_date_month")  # not features, but make the date
+POST_BOOKING = tuple(
+    c for c in FEATURE_SOURCE_COLUMNS if c not in ALLOWED_SOURCE_COLUMNS and c not in DATE_PARTS
+)
+OPTIONAL = {*NA_FILL, *POST_BOOKING}
+
+
+def _field(column: str, kind: str) -> tuple[Any, Any]:
+    if column in CATEGORY_LEVELS:
+        annotation: Any = Literal[CATEGORY_LEVELS[column]]  # type: ignore[valid-type]
+        constraints: dict[str, Any] = {}
+    elif kind == "str":
+        annotation, constraints = str, {"pattern": TEXT_PATTERNS[column]}
+    else:
+        # numbers become float64 features: beyond 2**53 they are not exact (and overflow int64)
+        annotation = int if kind == "int" else float
+        constraints = {"le": LARGEST_NUMBER, **BOUNDS.get(column, {})}
+    if column in OPTIONAL:
+        return annotation | None, Field(None, **constraints)
+    return annotation, Field(..., **constraints)
+
+
+Booking = create_model(
+    "Booking",
+    __config__=ConfigDict(strict=True, allow_inf_nan=False, extra="forbid"),
+    __doc__="One booking in the source schema (the PMS export's columns), plus its id.",
+    booking_id=(int, Field(..., ge=0, lt=1 << 63, description="the PMS booking id")),
+    customer_id=(
+        str | None,
+        Field(None, min_length=1, max_length=128, description="routing key when given"),
+    ),
+    **{column: _field(column, kind) for column, kind in FEATURE_SOURCE_COLUMNS.items()},
+)
+BookingList = TypeAdapter(list[Booking])  # type: ignore[valid-type]
+
+
+class Prediction(BaseModel):
+    """One booking's answer (documentation of the response; the service writes it with orjson)."""
+
+    booking_id: int
+    cancel_probability: float
+    predicted_cancel: bool
+    model_version: str
+    variant: Literal["champion", "challenger"]
+
+
+def routing_keys(bookings: list[BaseModel]) -> list[str]:
+    """The customer when given (one customer, one arm), else the booking."""
+    return [b.customer_id or str(b.booking_id) for b in bookings]  # type: ignore[attr-defined]
+
+
+def to_columns(bookings: list[BaseModel]) -> dict[str, np.ndarray]:
+    """Validated bookings as the cleaned schema's columns, what FeatureBuilder.encode reads."""
+    rows = [b.__dict__ for b in bookings]
+    columns: dict[str, np.ndarray] = {}
+    for column in ALLOWED_SOURCE_COLUMNS:
+        values = [row[column] for row in rows]
+        if column in NA_FILL:
+            values = [NA_FILL[column] if v is None else v for v in values]
+        columns[column] = np.array(values, dtype=SCHEMA_DTYPES[FEATURE_SOURCE_COLUMNS[column]])
+    year = np.array([row["arrival_date_year"] for row in rows], dtype="int64")
+    month = np.array([MONTH_NUMBER[row["arrival_date_month"]] for row in rows], dtype="int64")
+    day = columns["arrival_date_day_of_month"].astype("int64")
+    # 30 February rolls over into March here; cross_field_errors reports such rows
+    first_of_month = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
+    columns["arrival_date"] = first_of_month.astype("datetime64[D]") + (day - 1).astype(
+        "timedelta64[D]"
+    )
+    columns["arrival_date_year"], columns["arrival_month_number"] = year, month
+    columns["booking_id"] = np.array([row["booking_id"] for row in rows], dtype="int64")
+    return columns
+
+
+def cross_field_errors(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The rules that span fields, checked on whole columns (a Python validator per booking
+    costs more than all the other validation): a real calendar date and at least one guest.
+    Errors are in pydantic's form, located at the field that makes the row invalid."""
+    rolled_over = columns["arrival_date"].astype("datetime64[M]").astype("int64") % 12 + 1
+    impossible = rolled_over != columns["arrival_month_number"]
+    guests = columns["adults"] + columns["children"] + columns["babies"]
+    errors = [
+        {
+            "type": "impossible_date",
+            "loc": (int(row), "arrival_date_day_of_month"),
+            "msg": f"{MONTHS[columns['arrival_month_number'][row] - 1]} "
+            f"{columns['arrival_date_year'][row]} has no day "
+            f"{columns['arrival_date_day_of_month'][row]}",
+        }
+        for row in np.flatnonzero(impossible)
+    ]
+    errors += [
+        {
+            "type": "zero_guests",
+            "loc": (int(row), "babies"),
+            "msg": "adults + children + babies must be at least 1 (cleaning quarantines it)",
+        }
+        for row in np.flatnonzero(guests <= 0)
+    ]
+    return errors

@@ -1,0 +1,204 @@
+"""POST /predict, /health and /models on a real server: answers equal to batch_predictions,
+validation that names the field, and readiness."""
+
+import numpy as np
+import pytest
+
+from booking_platform.config import Settings
+from booking_platform.core import warehouse
+from booking_platform_tests.serving.conftest import (
+    AS_OF,
+    as_request,
+    cleaned_rows,
+    set_alias,
+    start_server,
+    stop_server,
+    wait_until_ready,
+)
+
+
+def test_the_api_gives_the_batch_predictions_probabilities(served_home: Settings, serve) -> None:
+    set_alias(served_home, "challenger", None)
+    with warehouse.connect(served_home.warehouse_path, read_only=True) as connection:
+        batch = connection.execute(
+            "SELECT booking_id, cancel_probability, predicted_cancel, model_version "
+            "FROM predictions ORDER BY booking_id"
+        ).df()
+    cleaned = cleaned_rows(served_home).set_index("booking_id")
+    requests = [
+        as_request(row) for _, row in cleaned.loc[batch["booking_id"]].reset_index().iterrows()
+    ]
+    assert len(requests) > 300
+    server = serve()
+    answers = []
+    with server.client() as client:
+        for start in range(0, len(requests), 500):
+            response = client.post("/predict", json=requests[start : start + 500])
+            assert response.status_code == 200, response.text
+            answers += response.json()
+        single = client.post("/predict", json=requests[0])
+    assert [a["booking_id"] for a in answers] == batch["booking_id"].tolist()
+    online = np.array([a["cancel_probability"] for a in answers])
+    np.testing.assert_allclose(online, batch["cancel_probability"], rtol=0, atol=1e-12)
+    assert [a["predicted_cancel"] for a in answers] == batch["predicted_cancel"].tolist()
+    # no challenger alias: everything goes to the champion, whatever the configured share
+    assert {(a["variant"], a["model_version"]) for a in answers} == {("champion", "1")}
+    assert single.json() == answers[0]  # an object in, an object out
+
+
+BOOKING = {
+    "booking_id": 7,
+    "hotel": "City Hotel",
+    "lead_time": 30,
+    "arrival_date_year": 2017,
+    "arrival_date_month": "June",
+    "arrival_date_week_number": 23,
+    "arrival_date_day_of_month": 5,
+    "stays_in_weekend_nights": 1,
+    "stays_in_week_nights": 2,
+    "adults": 2,
+    "children": 0,
+    "babies": 0,
+    "meal": "BB",
+    "country": "PRT",
+    "market_segment": "Online TA",
+    "distribution_channel": "TA/TO",
+    "is_repeated_guest": 0,
+    "previous_cancellations": 0,
+    "previous_bookings_not_canceled": 0,
+    "reserved_room_type": "A",
+    "deposit_type": "No Deposit",
+    "agent": 9,
+    "company": None,
+    "customer_type": "Transient",
+    "adr": 95.5,
+    "required_car_parking_spaces": 0,
+    "total_of_special_requests": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "location", "error_type"),
+    [
+        ({"adr": "cheap"}, ["body", "adr"], "float_type"),
+        ({"lead_time": 3.5}, ["body", "lead_time"], "int_type"),
+        ({"adults": True}, ["body", "adults"], "int_type"),
+        ({"hotel": None}, ["body", "hotel"], "literal_error"),
+        ({"meal": "XX"}, ["body", "meal"], "literal_error"),
+        ({"market_segment": "Space"}, ["body", "market_segment"], "literal_error"),
+        ({"arrival_date_month": "Juin"}, ["body", "arrival_date_month"], "literal_error"),
+        ({"country": "portugal"}, ["body", "country"], "string_pattern_mismatch"),
+        ({"lead_time": 5000}, ["body", "lead_time"], "less_than_equal"),
+        ({"adr": 1500.0}, ["body", "adr"], "less_than_equal"),
+        ({"adr": -1}, ["body", "adr"], "greater_than_equal"),
+        ({"babies": -1}, ["body", "babies"], "greater_than_equal"),
+        ({"adults": 10**30}, ["body", "adults"], "less_than_equal"),
+        ({"arrival_date_year": 1900}, ["body", "arrival_date_year"], "greater_than_equal"),
+        ({"is_repeated_guest": 2}, ["body", "is_repeated_guest"], "less_than_equal"),
+        (
+            {"arrival_date_month": "February", "arrival_date_day_of_month": 30},
+            ["body", "arrival_date_day_of_month"],
+            "impossible_date",
+        ),
+        ({"adults": 0, "children": 0, "babies": 0}, ["body", "babies"], "zero_guests"),
+        ({"surname": "Smith"}, ["body", "surname"], "extra_forbidden"),
+        ({"booking_id": -3}, ["body", "booking_id"], "greater_than_equal"),
+    ],
+)
+def test_a_bad_booking_gets_a_422_naming_the_field(
+    change: dict, location: list, error_type: str, api
+) -> None:
+    response = api.post("/predict", json={**BOOKING, **change})
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert {"loc": location, "type": error_type} in [
+        {"loc": e["loc"], "type": e["type"]} for e in errors
+    ], errors
+
+
+def test_missing_fields_bad_json_and_list_positions_are_named(api) -> None:
+    missing = {k: v for k, v in BOOKING.items() if k != "deposit_type"}
+    response = api.post("/predict", json=missing)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "deposit_type"]
+    assert response.json()["detail"][0]["type"] == "missing"
+    # optional: NA in the export means "none" (children, agent, company, country)
+    lean = {
+        k: v for k, v in BOOKING.items() if k not in ("children", "agent", "company", "country")
+    }
+    assert api.post("/predict", json=lean).status_code == 200
+    listed = api.post("/predict", json=[BOOKING, BOOKING, {**BOOKING, "adr": "x"}])
+    assert listed.status_code == 422
+    assert listed.json()["detail"][0]["loc"] == ["body", 2, "adr"]
+    no_guest = {**BOOKING, "adults": 0}
+    listed = api.post("/predict", json=[BOOKING, no_guest])
+    assert listed.status_code == 422
+    assert listed.json()["detail"] == [
+        {
+            "type": "zero_guests",
+            "loc": ["body", 1, "babies"],
+            "msg": "adults + children + babies must be at least 1 (cleaning quarantines it)",
+        }
+    ]
+    broken = api.post(
+        "/predict", content=b'{"booking_id": 1,', headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
+    empty = api.post("/predict", json=[])
+    assert empty.status_code == 422
+
+
+def test_too_many_bookings_or_bytes_get_a_413(api) -> None:
+    too_many = api.post("/predict", json=[BOOKING] * 51)  # the server runs with --max-batch 50
+    assert too_many.status_code == 413
+    assert "51 bookings, at most 50" in too_many.json()["detail"][0]["msg"]
+    huge = api.post(
+        "/predict",
+        content=b'{"booking_id": 1, "pad": "' + b"x" * 300_000 + b'"}',
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert huge.json()["detail"][0]["loc"] == ["body"]
+    assert api.post("/predict", json=[BOOKING] * 50).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def api(served_home: Settings):
+    """One server for the validation tests: small limits so oversized bodies are cheap."""
+    set_alias(served_home, "challenger", None)
+    server = start_server(
+        served_home,
+        "--max-batch",
+        "50",
+        env={"BOOKING_SERVE_MAX_BODY_BYTES": "200000"},
+    )
+    try:
+        wait_until_ready(server)
+        with server.client() as client:
+            yield client
+    finally:
+        stop_server(server)
+
+
+def test_health_and_models(served_home: Settings, api) -> None:
+    health = api.get("/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ready", "champion_version": "1"}
+    models = api.get("/models").json()
+    assert models["champion"]["version"] == "1" and models["challenger"] is None
+    assert models["champion"]["threshold"] == 0.5
+    assert api.get("/docs").status_code == 200
+    spec = api.get("/openapi.json").json()
+    assert "/predict" in spec["paths"]
+
+
+def test_not_ready_without_a_champion(tmp_path) -> None:
+    empty = Settings(home=tmp_path / "empty", source="unused.csv", as_of=AS_OF)
+    server = start_server(empty, "--poll-seconds", "0.5")
+    try:
+        with server.client() as client:
+            health = client.get("/health")
+            assert health.status_code == 503 and health.json()["status"] == "not ready"
+            assert client.post("/predict", json=BOOKING).status_code == 503
+    finally:
+        stop_server(server)
