@@ -30,6 +30,10 @@ class Reason:
     direction: str  # "raises" or "lowers" the cancellation risk
     contribution: float  # log-odds added to the score
 
+    def record(self) -> dict[str, object]:
+        """The reason as stored in `predictions.reasons` and returned by the HTTP API."""
+        return {**asdict(self), "contribution": round(self.contribution, 4)}
+
     @property
     def text(self) -> str:
         return f"{self.feature} = {self.value} {self.direction} risk ({self.contribution:+.2f})"
@@ -101,7 +105,5 @@ def reason_columns(reasons: list[list[Reason]], k: int = REASONS_PER_BOOKING) ->
     for explained in reasons:
         for i in range(k):
             columns[f"reason_{i + 1}"].append(explained[i].text if i < len(explained) else None)
-        columns["reasons"].append(
-            json.dumps([{**asdict(r), "contribution": round(r.contribution, 4)} for r in explained])
-        )
+        columns["reasons"].append(json.dumps([r.record() for r in explained]))
     return pd.DataFrame(columns)

@@ -46,7 +46,9 @@ def served_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         history, feature_set.builder, features, AS_OF, SECOND_MODEL_PARAMS
     )
     experiment = registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
-    _, uri = registry.log_candidate(experiment, validated, features, SECOND_MODEL_PARAMS, {})
+    _, uri = registry.log_candidate(
+        experiment, validated, features, SECOND_MODEL_PARAMS, tags={}, plots={}
+    )
     assert str(mlflow.register_model(uri, MODEL_NAME).version) == "2"
     return settings
 

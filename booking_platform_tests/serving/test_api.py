@@ -1,6 +1,8 @@
 """POST /predict, /health and /models on a real server: answers equal to batch_predictions,
 validation that names the field, and readiness."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -21,7 +23,7 @@ def test_the_api_gives_the_batch_predictions_probabilities(served_home: Settings
     set_alias(served_home, "challenger", None)
     with warehouse.connect(served_home.warehouse_path, read_only=True) as connection:
         batch = connection.execute(
-            "SELECT booking_id, cancel_probability, predicted_cancel, model_version "
+            "SELECT booking_id, cancel_probability, predicted_cancel, model_version, reasons "
             "FROM predictions ORDER BY booking_id"
         ).df()
     cleaned = cleaned_rows(served_home).set_index("booking_id")
@@ -37,7 +39,13 @@ def test_the_api_gives_the_batch_predictions_probabilities(served_home: Settings
             assert response.status_code == 200, response.text
             answers += response.json()
         single = client.post("/predict", json=requests[0])
+        explained = client.post("/predict?explain=true", json=requests[:50])
     assert [a["booking_id"] for a in answers] == batch["booking_id"].tolist()
+    # asked for, the reasons are those stored with the batch predictions
+    assert explained.status_code == 200, explained.text
+    reasons = [a["reasons"] for a in explained.json()]
+    assert reasons == [json.loads(text) for text in batch["reasons"][:50]]
+    assert "reasons" not in answers[0]
     online = np.array([a["cancel_probability"] for a in answers])
     np.testing.assert_allclose(online, batch["cancel_probability"], rtol=0, atol=1e-12)
     assert [a["predicted_cancel"] for a in answers] == batch["predicted_cancel"].tolist()
