@@ -270,7 +270,7 @@ def test_a_person_sees_the_graph_materializes_all_and_reads_the_results(
     status.wait_for(timeout=RUN_SECONDS * 1000)
     _shot(page, "4_run_finished")
     assert status.inner_text() == "Success"
-    assert page.get_by_text(AS_OF).count() >= 1  # the run's partition tag
+    playwright_api.expect(page.get_by_text(f"partition: {AS_OF}").first).to_be_visible()
 
     # batch_predictions: rows written, the riskiest bookings with their reasons
     _open(page, f"{dagit}/assets/batch_predictions", "Metadata")
