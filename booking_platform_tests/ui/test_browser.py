@@ -1,10 +1,11 @@
 """Dagit as a person uses it: `make dev` on 127.0.0.1, driven by Playwright in Debian's chromium.
 
-The server runs in a temporary data home on a synthetic export. The test opens the asset graph,
-finds the seven assets and their lineage, clicks "Materialize all", waits for the run to succeed,
-then opens batch_predictions, eda_report and candidate_model and looks at their metadata and
-pictures. Screenshots go to test-artifacts/ui/ (git-ignored). Every process the server started is
-stopped by its process group, and the test checks none is left.
+The server runs in a temporary data home on a synthetic export, with the as-of date's partition
+added to its instance (a fresh home has none). The test opens the asset graph, finds the seven
+assets and their lineage, clicks "Materialize all", picks the as-of partition in the launch dialog,
+waits for the run to succeed, then opens batch_predictions, eda_report and candidate_model and
+looks at their metadata and pictures. Screenshots go to test-artifacts/ui/ (git-ignored). Every
+process the server started is stopped by its process group, and the test checks none is left.
 """
 
 import os
@@ -18,8 +19,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from booking_platform.cli import prepare_dagster_home
+from booking_platform.config import load_settings
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform_tests.conftest import REPO_ROOT, SEVEN_ASSETS, SYNTHETIC_ROWS
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -29,6 +34,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 SERVER_START_SECONDS = 300  # 6-9 s on a quiet machine, over a minute on a busy one
 RUN_SECONDS = 900
+AS_OF = "2017-05-01"
 UPSTREAM = {
     "raw_bookings": set(),
     "cleaned_bookings": {"raw_bookings"},
@@ -66,6 +72,20 @@ def _session_processes(session_id: int) -> list[str]:
     return alive
 
 
+def _add_as_of_partition(env: dict[str, str]) -> None:
+    """Add the as-of partition to the instance under the home, as `booking-platform run` does.
+
+    prepare_dagster_home points os.environ's DAGSTER_HOME at the home; the MonkeyPatch context
+    puts it back so the other tests keep their own instance.
+    """
+    settings = load_settings(env)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", str(settings.dagster_home))
+        prepare_dagster_home(settings)
+        with dg.DagsterInstance.get() as instance:
+            instance.add_dynamic_partitions(as_of_partitions.name, [AS_OF])
+
+
 def _stop(server: subprocess.Popen) -> None:
     """SIGTERM to the whole process group, SIGKILL after 30 s to whatever is left."""
     try:
@@ -97,8 +117,9 @@ def dagit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         **os.environ,
         "BOOKING_PLATFORM_HOME": str(root / "home"),
         "BOOKINGS_SOURCE": str(source),
-        "BOOKINGS_AS_OF": "2017-05-01",
+        "BOOKINGS_AS_OF": AS_OF,
     }
+    _add_as_of_partition(env)
     env.pop("DAGSTER_HOME", None)  # dev.py puts the instance under the home
     log = (root / "dagit.log").open("w")
     server = subprocess.Popen(
@@ -231,16 +252,25 @@ def test_a_person_sees_the_graph_materializes_all_and_reads_the_results(
     # lineage, as each asset's page lists it
     assert {asset: _upstream(page, dagit, asset) for asset in UPSTREAM} == UPSTREAM
 
-    # Materialize all, then follow the run to its end
+    # Materialize all: the graph is partitioned, so Dagit asks which as-of dates; pick the one
     _open(page, f"{dagit}/asset-groups", "Materialize all")
     page.get_by_role("button", name="Materialize all").click()
-    page.get_by_role("link", name="View", exact=True).click()  # in the "run launched" toast
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+    dialog.get_by_text("Select a partition or create one").click()
+    page.get_by_role("menuitem", name=AS_OF).click()  # its name repeats the key
+    dialog.get_by_text("Launch runs to materialize").click()  # closes the partition menu
+    playwright_api.expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+    _shot(page, "2_launch_dialog")
+    dialog.get_by_role("button", name="Launch 1 run").click()
+    # then follow the run to its end
+    page.get_by_role("link", name="View", exact=True).click()  # in the "Launched run" toast
     playwright_api.expect(page).to_have_url(re.compile(r"/runs/[0-9a-f-]+"))
-    _shot(page, "2_run_started")
+    _shot(page, "3_run_started")
     status = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
     status.wait_for(timeout=RUN_SECONDS * 1000)
-    _shot(page, "3_run_finished")
+    _shot(page, "4_run_finished")
     assert status.inner_text() == "Success"
+    playwright_api.expect(page.get_by_text(f"partition: {AS_OF}").first).to_be_visible()
 
     # batch_predictions: rows written, the riskiest bookings with their reasons
     _open(page, f"{dagit}/assets/batch_predictions", "Metadata")
@@ -249,7 +279,7 @@ def test_a_person_sees_the_graph_materializes_all_and_reads_the_results(
     dialog = _markdown(page, "top_risk")
     assert "reason_1" in dialog.inner_text()
     assert re.search(r"(raises|lowers) risk \([+-]\d", dialog.inner_text())
-    _shot(page, "4_batch_predictions_top_risk")
+    _shot(page, "5_batch_predictions_top_risk")
     dialog.get_by_role("button", name="Close").click()
 
     # eda_report: numbers and pictures
@@ -258,13 +288,13 @@ def test_a_person_sees_the_graph_materializes_all_and_reads_the_results(
         assert page.get_by_text(key, exact=True).count() >= 1
     dialog = _markdown(page, "plot_seasonality")
     assert _picture_shown(dialog)
-    _shot(page, "5_eda_report_seasonality")
+    _shot(page, "6_eda_report_seasonality")
     dialog.get_by_role("button", name="Close").click()
 
     # candidate_model: the calibration picture logged with it
     _open(page, f"{dagit}/assets/candidate_model", "Metadata")
     dialog = _markdown(page, "plot_calibration")
     assert _picture_shown(dialog)
-    _shot(page, "6_candidate_calibration")
+    _shot(page, "7_candidate_calibration")
     print(f"screenshots in {ARTIFACTS}")
 
