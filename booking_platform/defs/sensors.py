@@ -20,7 +20,6 @@ from booking_platform.core.drift import NO_RETRAINING
 from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.snapshots import snapshot_as_of
 from booking_platform.defs.jobs import (
-    MAIN_JOB_NAME,
     RETRAIN_REASON_TAG,
     RETRAINING_JOB_NAME,
     booking_platform_job,
@@ -47,7 +46,11 @@ def _latest_metadata(instance: dg.DagsterInstance, asset: str) -> dict[str, obje
 
 
 def _cooling_down(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
-    """A run that is training now, or a retraining run started within the cooldown, if any."""
+    """A run still going (any job: it may be training, e.g. Dagit's "Materialize all"), or a
+    retraining run started within the cooldown, if any."""
+    unfinished = instance.get_runs(dg.RunsFilter(statuses=UNFINISHED), limit=1)
+    if unfinished:
+        return unfinished[0]
     recent = instance.get_runs(
         dg.RunsFilter(
             job_name=RETRAINING_JOB_NAME,
@@ -55,15 +58,7 @@ def _cooling_down(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
         ),
         limit=1,
     )
-    if recent:
-        return recent[0]
-    for job_name in (RETRAINING_JOB_NAME, MAIN_JOB_NAME):
-        unfinished = instance.get_runs(
-            dg.RunsFilter(job_name=job_name, statuses=UNFINISHED), limit=1
-        )
-        if unfinished:
-            return unfinished[0]
-    return None
+    return recent[0] if recent else None
 
 
 def _retrain(
@@ -73,7 +68,7 @@ def _retrain(
     running = _cooling_down(instance)
     if running is not None:
         return dg.SkipReason(
-            f"{trigger}, but {running.job_name} run {running.run_id} is training or recent"
+            f"{trigger}, but {running.job_name} run {running.run_id} is still going or recent"
         )
     return dg.RunRequest(
         run_key=run_key,

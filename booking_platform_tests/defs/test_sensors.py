@@ -79,7 +79,7 @@ def test_a_recent_retraining_run_means_cooldown(instance: dg.DagsterInstance) ->
     )
     result = _tick(instance)
     assert not result.run_requests
-    assert "retraining_job run a1b2c3 is training or recent" in result.skip_message
+    assert "retraining_job run a1b2c3 is still going or recent" in result.skip_message
 
 
 def test_a_main_job_still_training_is_not_doubled(instance: dg.DagsterInstance) -> None:
@@ -90,7 +90,7 @@ def test_a_main_job_still_training_is_not_doubled(instance: dg.DagsterInstance) 
     )
     result = _tick(instance)
     assert not result.run_requests
-    assert "booking_platform_job run d4e5f6 is training or recent" in result.skip_message
+    assert "booking_platform_job run d4e5f6 is still going or recent" in result.skip_message
 
 
 def test_performance_sensor_acts_only_under_the_floor(instance: dg.DagsterInstance) -> None:
