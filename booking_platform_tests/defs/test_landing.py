@@ -24,7 +24,7 @@ def landing(settings: Settings) -> Path:
 
 def _tick(settings: Settings, instance: dg.DagsterInstance, cursor: str | None = None):
     definitions = build_definitions(settings)
-    sensor = definitions.get_sensor_def("landing_sensor")
+    sensor = definitions.resolve_sensor_def("landing_sensor")
     context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions)
     # the daemon checks requested partitions against the instance; outside it, say which one
     with dg.partition_loading_context(dynamic_partitions_store=instance):
