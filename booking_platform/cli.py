@@ -31,6 +31,7 @@ from booking_platform.core.snapshots import (
 )
 from booking_platform.core.source import (
     OUTCOME_COLUMNS,
+    RawSource,
     SourceError,
     read_bookings,
     resolve_source,
@@ -265,12 +266,19 @@ def show_predictions(settings: Settings, limit: int) -> int:
     return 0
 
 
-def replay(settings: Settings, dates: list[date]) -> int:
-    """Write PMS snapshots of the configured source into the landing folder, oldest first."""
+def _read_configured_source(settings: Settings) -> RawSource | None:
+    """The configured export, or None after printing why it cannot be read."""
     try:
-        source = read_bookings(resolve_source(settings.source, settings.cache_dir))
+        return read_bookings(resolve_source(settings.source, settings.cache_dir))
     except (SourceError, OSError) as error:
         console.print(f"[red]error:[/] {error}")
+        return None
+
+
+def replay(settings: Settings, dates: list[date]) -> int:
+    """Write PMS snapshots of the configured source into the landing folder, oldest first."""
+    source = _read_configured_source(settings)
+    if source is None:
         return 2
     for as_of in track(dates, description="writing snapshots", console=console):
         path = write_snapshot(source.frame, as_of, settings.landing_dir)
@@ -280,10 +288,8 @@ def replay(settings: Settings, dates: list[date]) -> int:
 
 def backtest(settings: Settings, months: list[date]) -> int:
     """Replay `months` under the three policies; write the table, plot and backtest.json."""
-    try:
-        source = read_bookings(resolve_source(settings.source, settings.cache_dir))
-    except (SourceError, OSError) as error:
-        console.print(f"[red]error:[/] {error}")
+    source = _read_configured_source(settings)
+    if source is None:
         return 2
     rules = SensorRules(max_age_days=settings.champion_max_age_days, auc_floor=REALISED_AUC_FLOOR)
     result = run_backtest(

@@ -15,15 +15,17 @@ from booking_platform_tests.synthetic import make_bookings, write_csv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SYNTHETIC_AS_OF = date(2017, 5, 1)
-SEVEN_ASSETS = {
-    "raw_bookings",
-    "cleaned_bookings",
-    "booking_features",
-    "drift_report",
-    "candidate_model",
-    "registered_model",
-    "batch_predictions",
+# the seven assets of the design card and the upstream assets of each (its lineage)
+SEVEN_ASSETS_UPSTREAM = {
+    "raw_bookings": set(),
+    "cleaned_bookings": {"raw_bookings"},
+    "booking_features": {"cleaned_bookings"},
+    "drift_report": {"booking_features"},
+    "candidate_model": {"booking_features"},
+    "registered_model": {"candidate_model"},
+    "batch_predictions": {"booking_features", "registered_model"},
 }
+SEVEN_ASSETS = set(SEVEN_ASSETS_UPSTREAM)
 # the seven of the design card, the realised performance of past scores and the analysis
 ALL_ASSETS = SEVEN_ASSETS | {"realised_performance", "eda_report", "ab_test_report"}
 SYNTHETIC_ROWS = 12000  # enough for a 2-month holdout of ~900 rows and a calibrated model

@@ -2,7 +2,7 @@ import dagster as dg
 
 from booking_platform.definitions import defs
 from booking_platform.defs.jobs import MAIN_JOB_NAME
-from booking_platform_tests.conftest import ALL_ASSETS
+from booking_platform_tests.conftest import ALL_ASSETS, SEVEN_ASSETS_UPSTREAM
 
 
 def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
@@ -14,13 +14,7 @@ def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
         for key in graph.get_all_asset_keys()
     }
     assert parents == {
-        "raw_bookings": set(),
-        "cleaned_bookings": {"raw_bookings"},
-        "booking_features": {"cleaned_bookings"},
-        "drift_report": {"booking_features"},
-        "candidate_model": {"booking_features"},
-        "registered_model": {"candidate_model"},
-        "batch_predictions": {"booking_features", "registered_model"},
+        **SEVEN_ASSETS_UPSTREAM,
         "realised_performance": {"cleaned_bookings", "batch_predictions"},
         "eda_report": {"cleaned_bookings"},
         "ab_test_report": {"cleaned_bookings"},

@@ -25,7 +25,12 @@ import pytest
 from booking_platform.cli import prepare_dagster_home
 from booking_platform.config import load_settings
 from booking_platform.defs.partitions import as_of_partitions
-from booking_platform_tests.conftest import REPO_ROOT, SEVEN_ASSETS, SYNTHETIC_ROWS
+from booking_platform_tests.conftest import (
+    REPO_ROOT,
+    SEVEN_ASSETS,
+    SEVEN_ASSETS_UPSTREAM,
+    SYNTHETIC_ROWS,
+)
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -35,15 +40,7 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "ui"
 SERVER_START_SECONDS = 300  # 6-9 s on a quiet machine, over a minute on a busy one
 RUN_SECONDS = 900
 AS_OF = "2017-05-01"
-UPSTREAM = {
-    "raw_bookings": set(),
-    "cleaned_bookings": {"raw_bookings"},
-    "booking_features": {"cleaned_bookings"},
-    "drift_report": {"booking_features"},
-    "candidate_model": {"booking_features"},
-    "registered_model": {"candidate_model"},
-    "batch_predictions": {"booking_features", "registered_model"},
-}
+UPSTREAM = SEVEN_ASSETS_UPSTREAM
 ALL_NAMES = set(UPSTREAM) | {"realised_performance", "eda_report"}
 
 
