@@ -40,8 +40,30 @@ class Reason:
 
 
 def contributions(model: CancellationModel, features: pd.DataFrame) -> np.ndarray:
-    """Per-booking contributions in log-odds: one column per feature, the last is the bias."""
-    return model.classifier.predict(features, pred_contrib=True)
+    """Per-booking contributions in log-odds: one column per feature, the last is the bias.
+
+    TreeSHAP costs about 2 ms of CPU per booking, and a fifth of the open bookings repeat another
+    one feature for feature (rooms of one group booking): each distinct row is explained once.
+    """
+    if features.empty:
+        return np.empty((0, features.shape[1] + 1))
+    _, first, inverse = np.unique(_row_bytes(features), return_index=True, return_inverse=True)
+    distinct = model.classifier.predict(features.iloc[first], pred_contrib=True)
+    return distinct[inverse.ravel()]
+
+
+def _row_bytes(features: pd.DataFrame) -> np.ndarray:
+    """One opaque value per row, equal exactly when the rows' model inputs are equal."""
+    matrix = np.column_stack(
+        [
+            features[c].cat.codes.to_numpy()
+            if isinstance(features[c].dtype, pd.CategoricalDtype)
+            else features[c].to_numpy(dtype="float64", na_value=np.nan)
+            for c in features.columns
+        ]
+    ).astype("float64")
+    row_type = np.dtype((np.void, matrix.dtype.itemsize * matrix.shape[1]))
+    return np.ascontiguousarray(matrix).view(row_type).ravel()
 
 
 def _display(value: object) -> str:

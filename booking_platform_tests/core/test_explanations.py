@@ -42,6 +42,21 @@ def test_contributions_add_up_to_the_raw_score(
     assert np.allclose(probability, model.predict_proba(sample))
 
 
+def test_repeated_bookings_are_explained_once_with_the_same_numbers(
+    model_and_open: tuple[CancellationModel, pd.DataFrame],
+) -> None:
+    model, open_rows = model_and_open
+    sample = open_rows.head(100)
+    # the rooms of a group booking: the same row three times, in between other bookings
+    repeated = pd.concat([sample, sample.iloc[[5, 5, 7]]], ignore_index=True)
+    features = model.builder.transform(repeated)
+    direct = model.classifier.predict(features, pred_contrib=True)
+    deduplicated = contributions(model, features)
+    assert deduplicated.shape == direct.shape
+    assert np.array_equal(deduplicated, direct)
+    assert contributions(model, features.head(0)).shape == (0, features.shape[1] + 1)
+
+
 def test_reasons_are_the_largest_contributions_named_for_an_analyst(
     model_and_open: tuple[CancellationModel, pd.DataFrame],
 ) -> None:
