@@ -1,15 +1,14 @@
 """The self-driving loop, end to end: `make dev` (webserver + daemon) with the sensors on.
 
 Three monthly snapshots are replayed into the landing folder of a temporary home; Dagit's
-GraphQL API must then show the landing runs and a sensor-triggered retraining succeed, and a
-deliberately weak candidate stopped by the gate with the champion unchanged. Every process
+GraphQL API must then show the landing runs and a sensor-triggered retraining succeed, a
+deliberately weak candidate stopped by the gate with the champion unchanged, and a backfill of
+two dates launched the way Dagit's partition dialog launches it. Every process
 started here is stopped by its process group id.
 """
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from booking_platform.config import MODEL_NAME
 from booking_platform.core import registry
 from booking_platform_tests.conftest import REPO_ROOT, SYNTHETIC_ROWS
+from booking_platform_tests.dagit_server import running_dagit
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 SNAPSHOTS = ["2017-03-01", "2017-04-01", "2017-05-01"]
@@ -41,16 +41,24 @@ mutation($params: ExecutionParams!) {
 LOCATION_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }
 """
+BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}
+"""
+BACKFILL_STATUS = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } }
+}
+"""
 STEPS_QUERY = """
 query($runId: ID!) { runOrError(runId: $runId) { ... on Run { stepStats { stepKey status } } } }
 """
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Dagit:
@@ -73,6 +81,10 @@ class Dagit:
             run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
         return runs
 
+    def backfill_status(self, backfill_id: str) -> str:
+        backfill = self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        return backfill["status"]
+
     def wait_for(self, predicate, what: str, timeout: float = 900) -> list[dict]:  # noqa: ANN001
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -94,57 +106,8 @@ def dagit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagit]:
         # the champion of the first snapshot is stale two months later: a freshness retrain
         "CHAMPION_MAX_AGE_DAYS": "45",
     }
-    port = _free_port()
-    log = (root / "dagster-dev.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "booking_platform.dev", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (root / "dagster-dev.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/server_info", timeout=5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("Dagit did not answer within 180 s")
-                time.sleep(2)
+    with running_dagit(env, root / "dagster-dev.log", start_seconds=180) as url:
         yield Dagit(url, env)
-    finally:
-        _stop_group(server)
-        log.close()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop_group(server: subprocess.Popen) -> None:
-    """SIGTERM the process group (webserver, daemon, code servers, run workers), then check.
-
-    `dagster dev` exits before its children finish shutting down: wait for the whole group, and
-    kill what is left after a minute.
-    """
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=60)
-    deadline = time.monotonic() + 60
-    while _group_alive(server.pid) and time.monotonic() < deadline:
-        time.sleep(1)
-    if _group_alive(server.pid):
-        os.killpg(server.pid, signal.SIGKILL)
-        time.sleep(2)
-    assert not _group_alive(server.pid), "processes of dagster dev were left running"
 
 
 def _succeeded(runs: list[dict], **tags: str) -> list[dict]:
@@ -155,7 +118,7 @@ def _succeeded(runs: list[dict], **tags: str) -> list[dict]:
     ]
 
 
-def test_snapshots_land_retrain_and_the_gate_holds(dagit: Dagit) -> None:
+def test_snapshots_land_retrain_the_gate_holds_and_a_range_backfills(dagit: Dagit) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -241,3 +204,42 @@ def test_snapshots_land_retrain_and_the_gate_holds(dagit: Dagit) -> None:
     assert statuses["candidate_model_promotion_gate"] == "FAILURE"
     assert statuses.get("registered_model") != "SUCCESS"
     assert registry.load_alias_version(MODEL_NAME) == champion
+
+    # Dagit's "Launch backfill" for scoring_job's partitions: one run per date, run by the daemon
+    backfill = dagit.graphql(
+        BACKFILL,
+        {
+            "params": {
+                "selector": {
+                    "partitionSetName": "scoring_job_partition_set",
+                    "repositorySelector": {
+                        "repositoryLocationName": repository["location"]["name"],
+                        "repositoryName": repository["name"],
+                    },
+                },
+                "partitionNames": SNAPSHOTS[1:],
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert backfill["__typename"] == "LaunchBackfillSuccess", backfill
+    backfill_id = backfill["backfillId"]
+
+    def of_backfill(runs: list[dict]) -> dict[str, dict]:
+        return {
+            r["tags"]["dagster/partition"]: r
+            for r in runs
+            if r["tags"].get("dagster/backfill") == backfill_id
+        }
+
+    runs = dagit.wait_for(
+        lambda runs: sum(r["status"] in FINISHED for r in of_backfill(runs).values()) == 2,
+        "the backfill's two runs",
+    )
+    backfilled = {date: (r["jobName"], r["status"]) for date, r in of_backfill(runs).items()}
+    assert backfilled == {d: ("scoring_job", "SUCCESS") for d in SNAPSHOTS[1:]}
+    # the daemon marks the backfill complete on its next tick after the last run
+    deadline = time.monotonic() + 120
+    while (status := dagit.backfill_status(backfill_id)) == "REQUESTED":
+        assert time.monotonic() < deadline, "the backfill was never marked complete"
+        time.sleep(2)
+    assert status in {"COMPLETED", "COMPLETED_SUCCESS"}

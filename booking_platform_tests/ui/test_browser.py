@@ -10,12 +10,7 @@ process the server started is stopped by its process group, and the test checks 
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +26,7 @@ from booking_platform_tests.conftest import (
     SEVEN_ASSETS_UPSTREAM,
     SYNTHETIC_ROWS,
 )
+from booking_platform_tests.dagit_server import running_dagit
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -48,27 +44,6 @@ def _required() -> bool:
     return os.environ.get("REQUIRE_REAL_DATA") == "1" or bool(os.environ.get("CI"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _session_processes(session_id: int) -> list[str]:
-    """Processes still alive in the session the server was started in (Linux /proc)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # fields after the ")" closing the command name: state ppid pgrp session ...
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[3]) == session_id and fields[0] != "Z":
-            alive.append(text[: text.rindex(")") + 1])
-    return alive
-
-
 def _add_as_of_partition(env: dict[str, str]) -> None:
     """Add the as-of partition to the instance under the home, as `booking-platform run` does.
 
@@ -83,22 +58,6 @@ def _add_as_of_partition(env: dict[str, str]) -> None:
             instance.add_dynamic_partitions(as_of_partitions.name, [AS_OF])
 
 
-def _stop(server: subprocess.Popen) -> None:
-    """SIGTERM to the whole process group, SIGKILL after 30 s to whatever is left."""
-    try:
-        os.killpg(server.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 30
-    while _session_processes(server.pid) and time.monotonic() < deadline:
-        server.poll()
-        time.sleep(0.5)
-    if _session_processes(server.pid):
-        os.killpg(server.pid, signal.SIGKILL)
-        time.sleep(1)
-    server.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def dagit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`make dev`'s command on a free port, in a temporary home on a synthetic export."""
@@ -109,7 +68,6 @@ def dagit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(message)
     root = tmp_path_factory.mktemp("ui")
     source = write_csv(make_bookings(SYNTHETIC_ROWS), root / "bookings.csv")
-    port = _free_port()
     env = {
         **os.environ,
         "BOOKING_PLATFORM_HOME": str(root / "home"),
@@ -118,31 +76,8 @@ def dagit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     _add_as_of_partition(env)
     env.pop("DAGSTER_HOME", None)  # dev.py puts the instance under the home
-    log = (root / "dagit.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "booking_platform.dev", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/server_info", timeout=5)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"Dagit did not start; log: {root / 'dagit.log'}")
-                time.sleep(1)
+    with running_dagit(env, root / "dagit.log", SERVER_START_SECONDS) as url:
         yield url
-    finally:
-        _stop(server)
-        log.close()
-        assert _session_processes(server.pid) == [], "processes left behind by `make dev`"
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +124,6 @@ def _upstream(page: "playwright_api.Page", dagit: str, asset: str) -> set[str]:
         .filter(has=page.get_by_text("Downstream assets", exact=True))
         .last
     )
-
 
     def read() -> tuple[set[str], set[str]]:
         text = section.inner_text()
@@ -294,4 +228,3 @@ def test_a_person_sees_the_graph_materializes_all_and_reads_the_results(
     assert _picture_shown(dialog)
     _shot(page, "7_candidate_calibration")
     print(f"screenshots in {ARTIFACTS}")
-
