@@ -92,8 +92,8 @@ def _existing_file(text: str) -> Path:
     return path
 
 
-def base_parser(description: str | None) -> argparse.ArgumentParser:
-    """The arguments every benchmark takes, with the same defaults as the platform."""
+def source_parser(description: str | None) -> argparse.ArgumentParser:
+    """--source: the real data, as the platform finds it."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--source",
@@ -101,6 +101,12 @@ def base_parser(description: str | None) -> argparse.ArgumentParser:
         default=os.environ.get("BOOKINGS_SOURCE") or str(DEFAULT_SOURCE),
         help="bookings .csv/.zip (default: $BOOKINGS_SOURCE or ../shared/data/...)",
     )
+    return parser
+
+
+def base_parser(description: str | None) -> argparse.ArgumentParser:
+    """The arguments the timing benchmarks take, with the same defaults as the platform."""
+    parser = source_parser(description)
     parser.add_argument(
         "--as-of",
         type=date.fromisoformat,

@@ -73,7 +73,9 @@ class MonthSnapshot:
     drift_reason: str | None
 
 
-def _evaluation_rows(cleaned: pd.DataFrame, month: date) -> pd.DataFrame:
+def evaluation_rows(cleaned: pd.DataFrame, month: date) -> pd.DataFrame:
+    """The bookings a champion in place on the 1st is graded on: arriving that month, and not
+    already cancelled on the 1st (the same population a scoring run that day sees as open)."""
     start = pd.Timestamp(month)
     end = start + pd.offsets.MonthBegin(1)
     arriving = cleaned["arrival_date"].between(start, end, inclusive="left")
@@ -152,7 +154,7 @@ def run_backtest(
     states = [PolicyState(name) for name in POLICIES]
     for as_of in progress(months):
         snapshot = _snapshot(raw, as_of, reports_dir, rules)
-        rows = _evaluation_rows(outcomes, as_of)
+        rows = evaluation_rows(outcomes, as_of)
         for state in states:
             reason = _retrain_reason(state, snapshot, rules)
             promoted = False
