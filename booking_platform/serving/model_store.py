@@ -8,6 +8,7 @@ another.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -50,6 +51,20 @@ class ServingModels:
     challenger: LoadedModel | None = None
 
 
+def _freeze_long_lived() -> None:
+    """Move every object alive now (imports, MLflow, the loaded models: about 330k objects)
+    out of the garbage collector's reach.
+
+    A full collection walks all of them: 0.2 s with the GIL held, during which every request
+    waits; requests allocate enough to trigger one every few seconds under load. Frozen, a full
+    collection only walks what requests left behind. Unfreezing and collecting first frees a
+    replaced model's cycles (one 0.2 s pause per alias move, not one every few seconds).
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ModelStore:
     """Polls the aliases every `poll_seconds`; loads a moved alias fully, then swaps."""
 
@@ -84,6 +99,7 @@ class ModelStore:
         )
         if after != before:
             self.current = after
+            _freeze_long_lived()
         self.last_poll = time.time()
         return after
 
