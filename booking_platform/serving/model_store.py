@@ -1,5 +1,7 @@
 """The models behind the registry aliases, reloaded in the background when an alias moves.
 
+A model is loaded with its trees compiled (serving/compiled.py) before it can be swapped in.
+
 A request reads `ModelStore.current` once: an immutable pair (champion, challenger) of fully
 loaded models. The poller builds a new pair off to the side and swaps that one reference, so
 no request ever sees a half-loaded model or a champion from one pair and a challenger from
@@ -15,10 +17,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import lleaves
 import numpy as np
 
 from booking_platform.core import registry
 from booking_platform.core.training import CancellationModel
+from booking_platform.serving.compiled import compile_trees
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +33,13 @@ class LoadedModel:
     version: str
     run_id: str
     model: CancellationModel
+    trees: lleaves.Model  # model's booster, compiled
     loaded_at: float
 
     def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """Cancellation probabilities: the batch path's feature code, without pandas."""
-        return self.model.predict_proba_encoded(self.model.builder.encode(columns))
+        """Cancellation probabilities: the batch path's feature code, without pandas, and the
+        booster's trees compiled, on one thread (the service scales with worker processes)."""
+        return self.trees.predict(self.model.builder.encode(columns), n_jobs=1)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -69,9 +75,15 @@ class ModelStore:
     """Polls the aliases every `poll_seconds`; loads a moved alias fully, then swaps."""
 
     def __init__(
-        self, tracking_uri: str, artifact_root: Path, model_name: str, poll_seconds: float
+        self,
+        tracking_uri: str,
+        artifact_root: Path,
+        compiled_dir: Path,
+        model_name: str,
+        poll_seconds: float,
     ) -> None:
         self.tracking_uri, self.artifact_root = tracking_uri, artifact_root
+        self.compiled_dir = compiled_dir
         self.model_name, self.poll_seconds = model_name, poll_seconds
         self.current = ServingModels()
         self.last_poll: float | None = None
@@ -86,8 +98,9 @@ class ModelStore:
         if loaded is not None and loaded.version == str(entry.version):
             return loaded
         fresh = registry.load_version(self.model_name, entry)
+        trees = compile_trees(fresh.model.classifier.booster_, self.compiled_dir)
         log.warning("loaded %s v%s (was %s)", alias, fresh.version, loaded and loaded.version)
-        return LoadedModel(alias, fresh.version, fresh.run_id, fresh.model, time.time())
+        return LoadedModel(alias, fresh.version, fresh.run_id, fresh.model, trees, time.time())
 
     def refresh(self) -> ServingModels:
         """One poll: both aliases looked up, any moved one loaded, then one swap."""

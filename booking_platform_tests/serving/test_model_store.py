@@ -13,7 +13,11 @@ def test_a_load_freezes_the_long_lived_objects(served_home: Settings) -> None:
     set_alias(served_home, "challenger", None)
     gc.unfreeze()
     store = ModelStore(
-        served_home.mlflow_tracking_uri, served_home.mlflow_artifact_root, MODEL_NAME, 30
+        served_home.mlflow_tracking_uri,
+        served_home.mlflow_artifact_root,
+        served_home.compiled_models_path,
+        MODEL_NAME,
+        30,
     )
     try:
         assert store.refresh().champion is not None
