@@ -136,7 +136,7 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         prediction_log.start()
-        store.start()  # the first poll loads the models; /health says 503 until then
+        store.start()  # loads the models before this worker takes connections
         yield
         store.stop()
         prediction_log.stop()

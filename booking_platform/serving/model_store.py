@@ -116,17 +116,27 @@ class ModelStore:
         self.last_poll = time.time()
         return after
 
+    def _poll_once(self) -> None:
+        try:
+            self.refresh()
+            self.last_error = None
+        except Exception as error:  # noqa: BLE001 - keep serving the models already loaded
+            self.last_error = f"{type(error).__name__}: {error}"
+            log.exception("registry poll failed; still serving the loaded models")
+
     def _poll(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-                self.last_error = None
-            except Exception as error:  # noqa: BLE001 - keep serving the models already loaded
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.exception("registry poll failed; still serving the loaded models")
-            self._stop.wait(self.poll_seconds)
+        while not self._stop.wait(self.poll_seconds):
+            self._poll_once()
 
     def start(self) -> None:
+        """The first poll now, the next ones in the background.
+
+        Called from the app's startup, which uvicorn finishes before the worker accepts a
+        connection: with several workers, one still loading does not take requests (and answer
+        503) while another already serves. A failed or empty first poll still lets it start:
+        /health then says why it is not ready.
+        """
+        self._poll_once()
         self._thread = threading.Thread(target=self._poll, name="model-store", daemon=True)
         self._thread.start()
 
