@@ -5,7 +5,13 @@ benchmark's traffic never lands in the real prediction log), checked to give the
 probabilities, then loaded with wrk (Debian's) in three scenarios: one booking on one
 connection (latency), one booking on 50 connections (throughput) and 1,000-booking batches
 (rows/s). Every figure is the median of --repeats wrk runs of --seconds each; wrk counts any
-non-2xx answer or socket error, and those are printed too.
+non-2xx answer or socket error, and those are printed too. wrk's percentiles are corrected for
+coordinated omission (a stall of S ms also counts the requests a steady client would have sent
+meanwhile), so one 200 ms pause in a 10 s run moves p99 far more than p50. The 1-minute load
+average before each scenario's runs is reported beside its figures: wrk and whatever else runs
+here share the same 2 cores with the server. So is the CPU each request cost the server (all
+its processes, from /proc) and wrk, which others' load barely changes, and from it the
+"2-core ceiling": what two cores doing nothing but this server and wrk could reach at most.
 
     .venv/bin/python benchmarks/serving.py [--home data] [--repeats 3] [--seconds 10]
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -38,6 +45,7 @@ from booking_platform.core import registry, warehouse
 from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
 
 BIN = REPO_ROOT / ".venv" / "bin"
+CORES = 2  # the machine's, shared by wrk and the server
 BATCH = 1000
 TARGETS = {  # the issue's targets for our service on this 2-core machine
     "p50_ms": 2.0,
@@ -211,6 +219,27 @@ def _probabilities(server: Server, rows: list[dict]) -> np.ndarray:
     return np.array([p["cancel_probability"] for p in answer])
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live descendants (uvicorn's workers), from /proc."""
+    total, pending, tick = 0.0, [pid], os.sysconf("SC_CLK_TCK")
+    while pending:
+        process = Path(f"/proc/{pending.pop()}")
+        try:
+            # fields after the ")" closing the name: state is the 3rd, utime and stime the 14th/15th
+            fields = (process / "stat").read_text().rsplit(")", 1)[1].split()
+            children = [(task / "children").read_text() for task in (process / "task").iterdir()]
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+        pending += [int(child) for text in children for child in text.split()]
+    return total
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk's, once it has been waited for
+    return usage.ru_utime + usage.ru_stime
+
+
 def _wrk(server: Server, scenario: Scenario, body: Path, seconds: int, scratch: Path) -> dict:
     script = scratch / f"{body.stem}.lua"
     script.write_text(LUA.format(body=body))
@@ -225,9 +254,16 @@ def _wrk(server: Server, scenario: Scenario, body: Path, seconds: int, scratch: 
         str(script),
         server.url + server.predict_path,
     ]
+    server_before, wrk_before = _cpu_seconds(server.process.pid), _children_cpu_seconds()
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    server_cpu = _cpu_seconds(server.process.pid) - server_before
+    wrk_cpu = _children_cpu_seconds() - wrk_before
     result = json.loads(output.strip().splitlines()[-1])
     result["rps"] = result["requests"] / result["seconds"]
+    # CPU per request does not depend on how much of the machine others take: with it, what two
+    # free cores could do at most (server and wrk on them, nothing else) is arithmetic
+    result["server_cpu_ms"] = server_cpu * 1000 / max(result["requests"], 1)
+    result["wrk_cpu_ms"] = wrk_cpu * 1000 / max(result["requests"], 1)
     return result
 
 
@@ -239,13 +275,21 @@ def measure(
         body = scratch / f"{server.predict_path.strip('/')}-{scenario.bookings}.json"
         body.write_bytes(_body(server, rows[: scenario.bookings]))
         _wrk(server, scenario, body, 2, scratch)  # warm-up
+        load = os.getloadavg()[0]
         runs = [_wrk(server, scenario, body, seconds, scratch) for _ in range(repeats)]
         results[scenario.name] = {
+            "load_1min": load,
             "p50_ms": median([r["p50_us"] / 1000 for r in runs]),
             "p99_ms": median([r["p99_us"] / 1000 for r in runs]),
             "rps": median([r["rps"] for r in runs]),
             "rows_per_s": median([r["rps"] * scenario.bookings for r in runs]),
             "errors": sum(r["errors"] for r in runs),
+            "server_cpu_ms": median([r["server_cpu_ms"] for r in runs]),
+            "wrk_cpu_ms": median([r["wrk_cpu_ms"] for r in runs]),
+            "two_core_ceiling": median(
+                [CORES * 1000 / (r["server_cpu_ms"] + r["wrk_cpu_ms"]) for r in runs]
+            )
+            * scenario.bookings,
             "requests": sum(r["requests"] for r in runs),
         }
         console.print(f"  {server.name:18} {scenario.name:40} {results[scenario.name]}")
@@ -266,18 +310,30 @@ def comparison(results: dict[str, dict[str, dict[str, float]]]) -> list[list[str
         (SCENARIOS[1].name, "req/s", "rps", max, f">= {TARGETS['single_rps']:,.0f}"),
         (SCENARIOS[1].name, "p50 ms", "p50_ms", min, ""),
         (SCENARIOS[1].name, "p99 ms", "p99_ms", min, ""),
-        (SCENARIOS[1].name, "errors", "errors", min, "0"),
+        (SCENARIOS[1].name, "errors", "errors", None, "0"),
         (SCENARIOS[2].name, "rows/s", "rows_per_s", max, f">= {TARGETS['batch_rows_per_s']:,.0f}"),
         (SCENARIOS[2].name, "p50 ms", "p50_ms", min, ""),
+        *(
+            row
+            for scenario in SCENARIOS
+            for row in (
+                (scenario.name, "server CPU ms/req", "server_cpu_ms", min, ""),
+                (scenario.name, "wrk CPU ms/req", "wrk_cpu_ms", None, ""),
+                (scenario.name, "2-core ceiling", "two_core_ceiling", max, ""),
+                (scenario.name, "load before", "load_1min", None, ""),
+            )
+        ),
     ]
     for scenario, label, key, best, target in rows:
         values = [results[n][scenario][key] for n in names]
         ratio = ""
-        if key != "errors" and theirs:
+        if best is not None and theirs:
             mine = best(results[n][scenario][key] for n in ours)
             other = best(results[n][scenario][key] for n in theirs)
             ratio = f"{(other / mine if key.endswith('_ms') else mine / other):.1f}x"
         cells = [f"{v:,.0f}" if v >= 100 or key == "errors" else f"{v:.2f}" for v in values]
+        unit = "rows/s" if scenario == SCENARIOS[2].name else "req/s"
+        label = f"{label} ({unit})" if key == "two_core_ceiling" else label
         lines.append([scenario, label, *cells, ratio, target])
     return lines
 

@@ -451,6 +451,7 @@ def serve(args: argparse.Namespace) -> int:
             poll_seconds=args.poll_seconds or defaults.poll_seconds,
             max_batch=args.max_batch or defaults.max_batch,
             max_body_bytes=defaults.max_body_bytes,
+            log_flush_seconds=defaults.log_flush_seconds,
         )
     except ValueError as error:
         console.print(f"[red]error:[/] {error}")
@@ -462,6 +463,9 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # named, not "auto": a missing uvloop or httptools must fail, not silently halve the rate
+        loop="uvloop",
+        http="httptools",
         access_log=False,  # every prediction is in the prediction log already
         log_level="warning",
         # uvicorn kills a worker that misses a 5 s ping; on 2 busy cores a worker importing
@@ -510,7 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     http = commands.add_parser("serve", help="serve predictions over HTTP (FastAPI, uvicorn)")
     http.add_argument("--host", default="127.0.0.1")
     http.add_argument("--port", type=int, default=8000)
-    http.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    http.add_argument(
+        "--workers", type=int, default=2, help="uvicorn worker processes (2: one per core here)"
+    )
     http.add_argument(
         "--challenger-share", type=float, help="share of routing keys for the challenger (0.1)"
     )

@@ -64,6 +64,11 @@ class Settings:
         """The HTTP service's prediction log (sqlite): the ab_test_report asset reads it."""
         return self.home / "serving" / "online_predictions.sqlite"
 
+    @property
+    def compiled_models_path(self) -> Path:
+        """The HTTP service's models compiled to machine code, one file per model."""
+        return self.home / "serving" / "compiled"
+
 
 def _default_source(home: Path) -> str:
     local = sorted(glob.glob(str(home / "raw" / "hotel_bookings.csv*")))

@@ -66,14 +66,6 @@ class CancellationModel:
             features = self.builder.transform(bookings)
         return self.classifier.predict_proba(features)[:, 1]
 
-    def predict_proba_encoded(self, features: np.ndarray) -> np.ndarray:
-        """The same probabilities from `builder.encode`'s matrix, straight from the booster.
-
-        LightGBM turns the pandas categoricals of `predict_proba` into exactly these codes; one
-        thread, because the HTTP service scales with worker processes instead.
-        """
-        return self.classifier.booster_.predict(features, num_threads=1)
-
 
 def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error over equal-width probability bins."""

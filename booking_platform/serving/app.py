@@ -2,7 +2,8 @@
 
 The request path avoids per-request pandas: pydantic parses the body straight from JSON bytes,
 `FeatureBuilder.encode` (the same feature code `transform` wraps for batch scoring) builds a
-float matrix and the LightGBM booster scores it on one thread; the answer is written with orjson.
+float matrix and the booster's trees, compiled, score it on one thread; the answer is written
+with orjson.
 """
 
 from __future__ import annotations
@@ -124,14 +125,18 @@ def _request_body_schema(max_batch: int) -> dict[str, Any]:
 
 def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL_NAME) -> FastAPI:
     store = ModelStore(
-        settings.mlflow_tracking_uri, settings.mlflow_artifact_root, model_name, serve.poll_seconds
+        settings.mlflow_tracking_uri,
+        settings.mlflow_artifact_root,
+        settings.compiled_models_path,
+        model_name,
+        serve.poll_seconds,
     )
     prediction_log = PredictionLog(settings.online_predictions_path, serve.log_flush_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         prediction_log.start()
-        store.start()  # the first poll loads the models; /health says 503 until then
+        store.start()  # loads the models before this worker takes connections
         yield
         store.stop()
         prediction_log.stop()

@@ -6,6 +6,7 @@ BOOKING_SERVE_SHADOW            1: score the challenger on every request, always
 BOOKING_SERVE_POLL_SECONDS      how often the registry aliases are checked for a new version; 30
 BOOKING_SERVE_MAX_BATCH         most bookings in one request; 1000
 BOOKING_SERVE_MAX_BODY_BYTES    largest request body; 4 MiB (1,000 bookings are about 0.8 MB)
+BOOKING_SERVE_LOG_FLUSH_SECONDS how long predictions may wait in memory before the log; 0.5
 Uvicorn's own host, port and workers are command-line flags of `booking-platform serve`.
 """
 
@@ -22,12 +23,17 @@ class ServeSettings:
     poll_seconds: float = 30.0
     max_batch: int = 1000
     max_body_bytes: int = 4 * 1024 * 1024
-    log_flush_seconds: float = 0.5  # how long predictions may wait in memory before the log
+    log_flush_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.challenger_share <= 1.0:
             raise ValueError(f"challenger share must be within 0..1, got {self.challenger_share}")
-        if self.poll_seconds <= 0 or self.max_batch < 1 or self.max_body_bytes < 1024:
+        if (
+            self.poll_seconds <= 0
+            or self.max_batch < 1
+            or self.max_body_bytes < 1024
+            or self.log_flush_seconds <= 0
+        ):
             raise ValueError(f"invalid serving settings: {self}")
 
     def to_env(self) -> dict[str, str]:
@@ -38,6 +44,7 @@ class ServeSettings:
             "BOOKING_SERVE_POLL_SECONDS": str(self.poll_seconds),
             "BOOKING_SERVE_MAX_BATCH": str(self.max_batch),
             "BOOKING_SERVE_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "BOOKING_SERVE_LOG_FLUSH_SECONDS": str(self.log_flush_seconds),
         }
 
 
@@ -52,4 +59,7 @@ def load_serve_settings(env: dict[str, str] | None = None) -> ServeSettings:
         poll_seconds=float(env.get("BOOKING_SERVE_POLL_SECONDS") or defaults.poll_seconds),
         max_batch=int(env.get("BOOKING_SERVE_MAX_BATCH") or defaults.max_batch),
         max_body_bytes=int(env.get("BOOKING_SERVE_MAX_BODY_BYTES") or defaults.max_body_bytes),
+        log_flush_seconds=float(
+            env.get("BOOKING_SERVE_LOG_FLUSH_SECONDS") or defaults.log_flush_seconds
+        ),
     )

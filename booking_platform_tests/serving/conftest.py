@@ -98,7 +98,9 @@ def start_server(settings: Settings, *flags: str, env: dict[str, str] | None = N
         start_new_session=True,
     )
     server = Server(f"http://127.0.0.1:{port}", process, settings)
-    deadline = time.monotonic() + 90
+    # a worker answers once its models are loaded; the session's first start also compiles the
+    # champion's trees (~18 s on a quiet machine, several times that on a busy one)
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}")
@@ -108,7 +110,7 @@ def start_server(settings: Settings, *flags: str, env: dict[str, str] | None = N
         except httpx.TransportError:
             time.sleep(0.2)
     stop_server(server)
-    raise RuntimeError("the server did not start within 90 s")
+    raise RuntimeError("the server did not start within 300 s")
 
 
 def stop_server(server: Server) -> None:

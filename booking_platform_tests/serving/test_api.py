@@ -3,6 +3,7 @@ validation that names the field, and readiness."""
 
 import json
 
+import httpx
 import numpy as np
 import pytest
 
@@ -198,6 +199,21 @@ def test_health_and_models(served_home: Settings, api) -> None:
     assert api.get("/docs").status_code == 200
     spec = api.get("/openapi.json").json()
     assert "/predict" in spec["paths"]
+
+
+def test_every_worker_is_ready_when_the_server_first_answers(served_home: Settings) -> None:
+    """A worker takes connections only once its models are loaded: from the first answer on,
+    new connections, spread by the kernel over both workers, never meet a 503."""
+    set_alias(served_home, "challenger", None)
+    server = start_server(served_home, "--workers", "2")
+    try:
+        statuses = [
+            httpx.post(f"{server.url}/predict", json=BOOKING, timeout=30).status_code
+            for _ in range(40)
+        ]
+    finally:
+        stop_server(server)
+    assert statuses == [200] * 40
 
 
 def test_not_ready_without_a_champion(tmp_path) -> None:

@@ -1,5 +1,5 @@
-"""The service's scoring path (JSON -> pydantic -> FeatureBuilder.encode -> booster) gives the
-batch path's probabilities (cleaned frame -> transform -> LightGBM on pandas categoricals)."""
+"""The service's scoring path (JSON -> pydantic -> FeatureBuilder.encode -> compiled trees) gives
+the batch path's probabilities (cleaned frame -> transform -> LightGBM on pandas categoricals)."""
 
 from datetime import date
 from pathlib import Path
@@ -14,6 +14,7 @@ from booking_platform.core.features import build_feature_set
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import train_and_validate
+from booking_platform.serving.compiled import compile_trees
 from booking_platform.serving.schemas import BookingList, cross_field_errors, to_columns
 from booking_platform_tests.serving.conftest import as_request
 from booking_platform_tests.synthetic import make_bookings, write_csv
@@ -21,7 +22,9 @@ from booking_platform_tests.synthetic import make_bookings, write_csv
 FAST = {"n_estimators": 80}
 
 
-def _both_paths(cleaned: pd.DataFrame, as_of: date, rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _both_paths(
+    cleaned: pd.DataFrame, as_of: date, rows: int, compiled_dir: Path
+) -> tuple[np.ndarray, np.ndarray]:
     feature_set = build_feature_set(cleaned, as_of)
     history, features = feature_set.part("history")
     model = train_and_validate(history, feature_set.builder, features, as_of, FAST).model
@@ -30,7 +33,8 @@ def _both_paths(cleaned: pd.DataFrame, as_of: date, rows: int) -> tuple[np.ndarr
     body = orjson.dumps([as_request(row) for _, row in sample.iterrows()])
     columns = to_columns(BookingList.validate_json(body))
     assert cross_field_errors(columns) == []
-    return batch, model.predict_proba_encoded(model.builder.encode(columns))
+    trees = compile_trees(model.classifier.booster_, compiled_dir)
+    return batch, trees.predict(model.builder.encode(columns), n_jobs=1)
 
 
 def test_online_and_batch_probabilities_are_equal(tmp_path: Path) -> None:
@@ -39,13 +43,15 @@ def test_online_and_batch_probabilities_are_equal(tmp_path: Path) -> None:
     # unseen levels too: a country and an agent the model never saw score as missing
     cleaned.loc[cleaned.index[:50], "country"] = "ZZZ"
     cleaned.loc[cleaned.index[50:100], "agent"] = 4321.0
-    batch, online = _both_paths(cleaned, date(2017, 5, 1), rows=6000)
+    batch, online = _both_paths(cleaned, date(2017, 5, 1), 6000, tmp_path / "compiled")
     np.testing.assert_allclose(online, batch, rtol=0, atol=1e-12)
 
 
 @pytest.mark.real_data
-def test_online_and_batch_probabilities_are_equal_on_real_bookings(real_source: Path) -> None:
+def test_online_and_batch_probabilities_are_equal_on_real_bookings(
+    real_source: Path, tmp_path: Path
+) -> None:
     cleaned = clean_bookings(read_bookings(real_source).frame).cleaned
-    batch, online = _both_paths(cleaned, date(2017, 5, 1), rows=20_000)
+    batch, online = _both_paths(cleaned, date(2017, 5, 1), 20_000, tmp_path / "compiled")
     assert len(online) == 20_000
     np.testing.assert_allclose(online, batch, rtol=0, atol=1e-12)

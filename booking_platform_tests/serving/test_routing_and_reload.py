@@ -15,7 +15,7 @@ from booking_platform.defs.assets.serving import ab_test_report
 from booking_platform.defs.resources import build_resources
 from booking_platform.serving.prediction_log import read_prediction_log
 from booking_platform.serving.routing import bucket, goes_to_challenger
-from booking_platform_tests.serving.conftest import as_request, cleaned_rows, set_alias
+from booking_platform_tests.serving.conftest import as_request, cleaned_rows, set_alias, stop_server
 from booking_platform_tests.serving.test_api import BOOKING
 
 KEYS = 10_000
@@ -125,7 +125,9 @@ def test_shadow_mode_scores_the_challenger_but_answers_with_the_champion(
 
 
 def test_hot_reload_after_the_champion_alias_moves(served_home: Settings, serve) -> None:
-    server = serve("--poll-seconds", "0.5")
+    # one worker: each worker polls and swaps on its own, so across two a client may meet the
+    # new version on one connection and the old on another for up to a poll and a load
+    server = serve("--poll-seconds", "0.5", "--workers", "1")
     statuses: list[tuple[int, str]] = []
     stop = threading.Event()
 
@@ -195,3 +197,23 @@ def test_ab_test_report_compares_the_arms_on_labelled_traffic(served_home: Setti
         ("challenger", "2"),
     }
     assert table["served"].sum() == 2400 and table["shadow"].sum() == 1200
+
+
+def test_predictions_waiting_in_memory_are_written_when_the_server_stops(
+    served_home: Settings, serve
+) -> None:
+    """The log is written off the request path; a normal stop (SIGTERM to every worker) must
+    still write what is waiting, in each of the two workers."""
+    set_alias(served_home, "challenger", None)
+    bookings = [as_request(row) for _, row in cleaned_rows(served_home).head(40).iterrows()]
+    server = serve("--workers", "2", env={"BOOKING_SERVE_LOG_FLUSH_SECONDS": "3600"})
+    for booking in bookings:  # a connection each: the kernel spreads them over the workers
+        response = httpx.post(f"{server.url}/predict", json=booking, timeout=30)
+        assert response.status_code == 200, response.text
+    time.sleep(1)
+    assert read_prediction_log(served_home.online_predictions_path).empty  # all still waiting
+    stop_server(server)
+    assert server.process.returncode == 0
+    log = read_prediction_log(served_home.online_predictions_path)
+    assert sorted(log["booking_id"]) == sorted(b["booking_id"] for b in bookings)
+    assert log["request_id"].nunique() == len(bookings)
