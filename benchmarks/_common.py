@@ -26,7 +26,12 @@ from sklearn.preprocessing import FunctionTransformer, OrdinalEncoder, TargetEnc
 from booking_platform.core.cleaning import clean_bookings, history
 from booking_platform.core.features import build_feature_set
 from booking_platform.core.source import read_bookings
-from booking_platform.core.training import ValidatedModel, fit_classifier, train_and_validate
+from booking_platform.core.training import (
+    ValidatedModel,
+    fit_classifier,
+    train_and_validate,
+    training_questions,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "hotel_bookings.csv.zip"
@@ -233,12 +238,14 @@ def train_both(cleaned: pd.DataFrame, as_of: date, repeats: int) -> TrainingRuns
     for _ in range(repeats):
         start = time.perf_counter()
         feature_set = build_feature_set(cleaned, as_of)
-        rows, features = feature_set.part("history")
-        validated = train_and_validate(rows, feature_set.builder, features, as_of)
+        rows, _ = feature_set.part("history")
+        validated = train_and_validate(rows, feature_set.builder, as_of)
         ours_seconds.append(time.perf_counter() - start)
 
         start = time.perf_counter()
-        single_rows, single_features = build_feature_set(cleaned, as_of).part("history")
+        single_set = build_feature_set(cleaned, as_of)
+        single_rows = training_questions(single_set.part("history")[0])
+        single_features = single_set.builder.transform(single_rows)
         features_done = time.perf_counter()
         fit_classifier(single_features, single_rows["is_canceled"].to_numpy())
         single_seconds.append(time.perf_counter() - start)

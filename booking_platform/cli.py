@@ -21,6 +21,7 @@ from booking_platform.config import MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import SensorRules, plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.features import SCORED_ON
 from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import (
@@ -209,8 +210,11 @@ def _print_summary(settings: Settings, metadata: dict[str, dict[str, object]], g
     )
 
 
-def predict_file(settings: Settings, input_path: Path, output_path: Path) -> int:
-    """Score a bookings file with the champion: one output row per input row, in input order."""
+def predict_file(
+    settings: Settings, input_path: Path, output_path: Path, as_of: date | None = None
+) -> int:
+    """Score a bookings file with the champion: one output row per input row, in input order,
+    each booking asked about as still open on `as_of`, or at its booking date without one."""
     try:
         source = read_bookings(input_path, require_outcomes=False)
     except (SourceError, OSError) as error:
@@ -232,7 +236,10 @@ def predict_file(settings: Settings, input_path: Path, output_path: Path) -> int
     if champion is None:
         console.print("[red]error:[/] no champion model yet: run `make run` first")
         return 2
-    scores = score_bookings(champion.model, result.cleaned, champion.version)
+    bookings = result.cleaned
+    if as_of is not None:
+        bookings = bookings.assign(**{SCORED_ON: pd.Timestamp(as_of)})
+    scores = score_bookings(champion.model, bookings, champion.version)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     scores[["booking_id", "cancel_probability", "predicted_cancel", "model_version"]].to_csv(
         output_path, index=False
@@ -482,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
     predict = commands.add_parser("predict", help="score a CSV/zip of bookings")
     predict.add_argument("--input", required=True, type=Path)
     predict.add_argument("--output", required=True, type=Path)
+    predict.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        help="the date the predictions are for (bookings still open that day); "
+        "default: each booking at its booking date",
+    )
     latest = commands.add_parser("predictions", help="print the latest predictions")
     latest.add_argument("--limit", type=int, default=20)
     replay_parser = commands.add_parser(
@@ -538,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(args)
     if args.command == "predict":
-        return predict_file(settings, args.input, args.output)
+        return predict_file(settings, args.input, args.output, args.as_of)
     if args.command == "explain":
         return explain_booking(settings, args.booking_id)
     return show_predictions(settings, args.limit)

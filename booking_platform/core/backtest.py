@@ -4,7 +4,7 @@ On the first of every month a snapshot is taken (what the PMS knew that day). Ea
 decides, from that snapshot alone, whether to train a candidate; a candidate replaces the
 policy's champion only if the promotion gate passes. The champion in place on the first of the
 month is scored on every booking that arrives during that month (except those already
-cancelled on the first), against the outcomes known later. The policies:
+cancelled on the first), asked on the first, against the outcomes known later. The policies:
 
 - frozen: train once, on the first snapshot;
 - monthly: train on every snapshot;
@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from booking_platform.core import drift  # noqa: E402
 from booking_platform.core.cleaning import clean_bookings  # noqa: E402
-from booking_platform.core.features import build_feature_set  # noqa: E402
+from booking_platform.core.features import SCORED_ON, build_feature_set  # noqa: E402
 from booking_platform.core.gate import judge  # noqa: E402
 from booking_platform.core.snapshots import take_snapshot  # noqa: E402
 from booking_platform.core.training import (  # noqa: E402
@@ -104,8 +104,8 @@ def _snapshot(
 
     def validated_candidate() -> ValidatedModel:
         if not trained:
-            history, features = feature_set.part("history")
-            trained.append(train_and_validate(history, feature_set.builder, features, as_of))
+            history, _ = feature_set.part("history")
+            trained.append(train_and_validate(history, feature_set.builder, as_of))
         return trained[0]
 
     return MonthSnapshot(as_of, validated_candidate, reason)
@@ -131,9 +131,11 @@ def _retrain_reason(state: PolicyState, snapshot: MonthSnapshot, rules: SensorRu
     return _sensor_reason(state, snapshot, rules)
 
 
-def _score_month(model: CancellationModel, rows: pd.DataFrame) -> tuple[float | None, float]:
+def _score_month(
+    model: CancellationModel, rows: pd.DataFrame, month: date
+) -> tuple[float | None, float]:
     labels = rows["is_canceled"].to_numpy(dtype=int)
-    proba = model.predict_proba(rows)
+    proba = model.predict_proba(rows.assign(**{SCORED_ON: pd.Timestamp(month)}))
     auc = float(roc_auc_score(labels, proba)) if len(np.unique(labels)) == 2 else None
     return auc, calibration_error(labels, proba)
 
@@ -157,13 +159,15 @@ def run_backtest(
         rows = evaluation_rows(outcomes, as_of)
         for state in states:
             reason = _retrain_reason(state, snapshot, rules)
-            promoted = False
+            promoted, refused = False, []
             if reason is not None:
                 candidate = snapshot.validated_candidate()
                 state.retrainings += 1
-                if judge(candidate, state.champion).passed:
+                decision = judge(candidate, state.champion)
+                if decision.passed:
                     state.champion, promoted = candidate.model, True
-            auc, ece = _score_month(state.champion, rows)
+                refused = [c for c in decision.comparisons if c.startswith("FAIL")]
+            auc, ece = _score_month(state.champion, rows, as_of)
             state.months.append(
                 {
                     "month": f"{as_of:%Y-%m}",
@@ -173,6 +177,7 @@ def run_backtest(
                     "champion_as_of": str(state.champion_as_of()),
                     "retrained": reason,
                     "promoted": promoted,
+                    "gate_failed": refused,
                 }
             )
     return {

@@ -5,6 +5,10 @@ outcomes and post-booking columns (assigned_room_type, booking_changes, days_in_
 do. Beside the raw columns, the model sees:
 - a time trend: days since EPOCH of the booking date and of the arrival date (in place of the
   arrival year, which a tree cannot extrapolate);
+- when the question is asked: a booking is scored on a date (`scored_on`: the as-of date of a
+  scoring run, or its booking date when none is given), and `days_open` (days it has survived
+  uncancelled by then) and `days_to_arrival` tell the model so. A booking still open a week before
+  arrival is a different risk from the same booking on the day it was made;
 - point-in-time cancellation rates per agent, country, segment, deposit type and a few pairs,
   computed only from bookings that had *arrived* before the row's own booking date, i.e. from
   outcomes known when the booking was made. They are fitted on history and frozen into the model,
@@ -72,7 +76,10 @@ DERIVED_COLUMNS: tuple[str, ...] = (
     "booking_day_index",
     "total_nights",
     "adr_per_guest",
+    "days_open",
+    "days_to_arrival",
 )
+SCORED_ON = "scored_on"  # optional column of bookings: the date the prediction is for
 # Groups whose historical cancellation rate is a feature; a tuple is a pair of columns.
 RATE_GROUPS: tuple[tuple[str, ...], ...] = (
     ("agent",),
@@ -230,8 +237,9 @@ class FeatureBuilder:
 
     def encode(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """The feature matrix (rows x FEATURE_COLUMNS, float64) of cleaned bookings given as
-        arrays: every ALLOWED_SOURCE_COLUMNS column and `arrival_date` (datetime64). The booking
-        date is arrival minus lead time, as cleaning defines it."""
+        arrays: every ALLOWED_SOURCE_COLUMNS column, `arrival_date` (datetime64) and, optionally,
+        SCORED_ON (datetime64; absent: at booking time). The booking date is arrival minus lead
+        time, as cleaning defines it."""
         codes = {c: self.category_codes(c, columns[c]) for c in CATEGORICAL_COLUMNS}
         arrival = np.asarray(columns["arrival_date"]).astype("datetime64[D]")
         # one row per feature, filled in place: on a single booking, allocations dominate
@@ -250,6 +258,16 @@ class FeatureBuilder:
         features[row["booking_weekday"]] = (booked.astype("int64") + 3) % 7
         features[row["arrival_day_index"]] = (arrival - EPOCH_DAY).astype("int64")
         features[row["booking_day_index"]] = booking_day
+        lead_time = features[row["lead_time"]]
+        if SCORED_ON in columns:
+            # asked before the booking existed or after arrival: the nearest moment it was open
+            open_for = (np.asarray(columns[SCORED_ON]).astype("datetime64[D]") - booked).astype(
+                "int64"
+            )
+            features[row["days_open"]] = np.clip(open_for, 0, lead_time)
+        else:
+            features[row["days_open"]] = 0.0
+        features[row["days_to_arrival"]] = lead_time - features[row["days_open"]]
         features[row["total_nights"]] = (
             features[row["stays_in_weekend_nights"]] + features[row["stays_in_week_nights"]]
         )
@@ -277,8 +295,10 @@ class FeatureBuilder:
         return features.T
 
     def transform(self, bookings: pd.DataFrame) -> pd.DataFrame:
-        """Features for any bookings in the cleaned schema (labels, if present, are not read)."""
-        columns = {c: bookings[c].to_numpy() for c in (*ALLOWED_SOURCE_COLUMNS, "arrival_date")}
+        """Features for any bookings in the cleaned schema (labels, if present, are not read),
+        scored on their SCORED_ON column when they have one, else at booking time."""
+        names = (*ALLOWED_SOURCE_COLUMNS, "arrival_date", SCORED_ON)
+        columns = {c: bookings[c].to_numpy() for c in names if c in bookings.columns}
         features = pd.DataFrame(
             self.encode(columns), index=bookings.index, columns=list(FEATURE_COLUMNS)
         )
@@ -291,7 +311,8 @@ class FeatureBuilder:
 
 @dataclass
 class FeatureSet:
-    """Features as of a date: history (labels final) and open bookings (to score).
+    """Features as of a date: history (labels final), scored at booking time, and open bookings
+    (to score), scored on the as-of date.
 
     `bookings` keeps the cleaned rows, labels included, beside `features`, which never hold one.
     """
@@ -312,7 +333,11 @@ def build_feature_set(cleaned: pd.DataFrame, as_of: date) -> FeatureSet:
     if past.empty:
         raise ValueError(f"no bookings arrived before the as-of date {as_of}: nothing to learn")
     bookings = pd.concat(
-        [past.assign(role="history"), upcoming.assign(role="open")], ignore_index=True
+        [
+            past.assign(role="history", **{SCORED_ON: past["booking_date"]}),
+            upcoming.assign(role="open", **{SCORED_ON: pd.Timestamp(as_of)}),
+        ],
+        ignore_index=True,
     )
     builder = FeatureBuilder.fit(past)
     return FeatureSet(

@@ -50,13 +50,15 @@ def judge(
     if champion is None:
         decision.comparisons.append("SKIP no champion yet: floors only")
         return decision
+    # unregistered champions (the backtest's) are named by their training date
+    name = f"v{champion_version}" if champion_version else f"as of {champion.train_end}"
     # The champion must not be judged on rows it was trained on: keep holdout arrivals on or
     # after the champion's training end.
     shared = (validated.holdout["arrival_date"] >= pd.Timestamp(champion.train_end)).to_numpy()
     labels = validated.holdout["is_canceled"].to_numpy()[shared]
     if shared.sum() < MIN_COMPARISON_ROWS or len(np.unique(labels)) < 2:
         decision.comparisons.append(
-            f"SKIP champion v{champion_version} was trained on arrivals before "
+            f"SKIP champion {name} was trained on arrivals before "
             f"{champion.train_end}; only {int(shared.sum())} holdout rows are new to it "
             f"(< {MIN_COMPARISON_ROWS}): floors only"
         )
@@ -68,7 +70,7 @@ def judge(
     compare(
         decision.candidate_roc_auc_on_shared_rows >= decision.champion_roc_auc - CHAMPION_TOLERANCE,
         f"ROC AUC {decision.candidate_roc_auc_on_shared_rows:.4f} vs champion "
-        f"v{champion_version} {decision.champion_roc_auc:.4f} on the same {int(shared.sum()):,} "
+        f"{name} {decision.champion_roc_auc:.4f} on the same {int(shared.sum()):,} "
         f"holdout rows (tolerance {CHAMPION_TOLERANCE})",
     )
     champion_ece = calibration_error(labels, champion_proba)

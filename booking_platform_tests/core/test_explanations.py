@@ -22,8 +22,8 @@ def model_and_open(
 ) -> tuple[CancellationModel, pd.DataFrame]:
     path = write_csv(make_bookings(6000), tmp_path_factory.mktemp("src") / "b.csv")
     feature_set = build_feature_set(clean_bookings(read_bookings(path).frame).cleaned, AS_OF)
-    history, features = feature_set.part("history")
-    validated = train_and_validate(history, feature_set.builder, features, AS_OF)
+    history, _ = feature_set.part("history")
+    validated = train_and_validate(history, feature_set.builder, AS_OF)
     open_rows, _ = feature_set.part("open")
     return validated.model, open_rows.reset_index(drop=True)
 

@@ -78,3 +78,27 @@ def test_feature_set_separates_history_and_open(cleaned: pd.DataFrame) -> None:
     assert (upcoming["arrival_date"] >= pd.Timestamp(as_of)).all()
     assert len(history_features) == len(history) and len(upcoming) > 0
     assert FORBIDDEN.isdisjoint(feature_set.features.columns)
+
+
+def test_the_scoring_date_says_how_long_the_booking_has_been_open(cleaned: pd.DataFrame) -> None:
+    builder = FeatureBuilder.fit(cleaned)
+    booking = cleaned[cleaned["lead_time"] >= 40].iloc[[0]]
+    booked, lead_time = booking["booking_date"].iloc[0], booking["lead_time"].iloc[0]
+    asked = {
+        "never said": booking,
+        "at booking": booking.assign(scored_on=booked),
+        "30 days later": booking.assign(scored_on=booked + pd.Timedelta(days=30)),
+        "before it was made": booking.assign(scored_on=booked - pd.Timedelta(days=9)),
+        "after arrival": booking.assign(scored_on=booked + pd.Timedelta(days=lead_time + 5)),
+    }
+    open_days = {
+        name: builder.transform(rows)[["days_open", "days_to_arrival"]].iloc[0].tolist()
+        for name, rows in asked.items()
+    }
+    assert open_days["never said"] == open_days["at booking"] == [0, lead_time]
+    assert open_days["30 days later"] == [30, lead_time - 30]
+    assert open_days["before it was made"] == [0, lead_time]  # the nearest moment it was open
+    assert open_days["after arrival"] == [lead_time, 0]
+    # only the question changed, so only those two features did
+    changed = builder.transform(asked["30 days later"]).compare(builder.transform(booking))
+    assert set(changed.columns.get_level_values(0)) == {"days_open", "days_to_arrival"}

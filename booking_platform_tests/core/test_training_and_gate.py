@@ -16,6 +16,7 @@ from booking_platform.core.training import (
     classification_metrics,
     holdout_start,
     train_and_validate,
+    training_questions,
 )
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -45,8 +46,8 @@ def weak(feature_set: FeatureSet) -> ValidatedModel:
 
 
 def _train(feature_set: FeatureSet, params: dict | None = None) -> ValidatedModel:
-    history, features = feature_set.part("history")
-    return train_and_validate(history, feature_set.builder, features, feature_set.as_of, params)
+    history, _ = feature_set.part("history")
+    return train_and_validate(history, feature_set.builder, feature_set.as_of, params)
 
 
 def test_calibration_error_of_known_cases() -> None:
@@ -119,3 +120,23 @@ def test_candidate_plots_and_monthly_roc_auc_cover_the_holdout(strong: Validated
     plots = candidate_plots(strong)
     assert set(plots) == set(CANDIDATE_PLOT_TITLES)
     assert all(png.startswith(b"\x89PNG") and len(png) < 120_000 for png in plots.values())
+
+
+def test_each_booking_is_asked_once_at_booking_or_on_a_first_while_open(
+    feature_set: FeatureSet,
+) -> None:
+    history, _ = feature_set.part("history")
+    questions = training_questions(history)
+    assert questions["booking_id"].tolist() == history["booking_id"].tolist()
+    asked = questions["scored_on"]
+    at_booking = asked.eq(questions["booking_date"])
+    later = questions[~at_booking]
+    assert 0.4 < at_booking.mean() < 0.8 and len(later) > 1000
+    assert (later["scored_on"].dt.day == 1).all()
+    assert (later["scored_on"] > later["booking_date"]).all()
+    assert (later["scored_on"] <= later["arrival_date"]).all()
+    cancelled = later["reservation_status"].eq("Canceled")
+    assert (later["scored_on"][cancelled] <= later["reservation_status_date"][cancelled]).all()
+    # open on the 1st they are asked on: the same population a scoring run that day sees
+    assert cancelled.mean() < history["is_canceled"].mean()
+    pd.testing.assert_frame_equal(training_questions(history), questions)  # seeded

@@ -42,9 +42,7 @@ def served_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         assert run_main_job(settings, instance).success
     feature_set = build_feature_set(clean_bookings(read_bookings(source).frame).cleaned, AS_OF)
     history, features = feature_set.part("history")
-    validated = train_and_validate(
-        history, feature_set.builder, features, AS_OF, SECOND_MODEL_PARAMS
-    )
+    validated = train_and_validate(history, feature_set.builder, AS_OF, SECOND_MODEL_PARAMS)
     experiment = registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
     _, uri = registry.log_candidate(
         experiment, validated, features, SECOND_MODEL_PARAMS, tags={}, plots={}

@@ -36,11 +36,14 @@ def test_the_api_gives_the_batch_predictions_probabilities(served_home: Settings
     answers = []
     with server.client() as client:
         for start in range(0, len(requests), 500):
-            response = client.post("/predict", json=requests[start : start + 500])
+            response = client.post(f"/predict?as_of={AS_OF}", json=requests[start : start + 500])
             assert response.status_code == 200, response.text
             answers += response.json()
-        single = client.post("/predict", json=requests[0])
-        explained = client.post("/predict?explain=true", json=requests[:50])
+        single = client.post(f"/predict?as_of={AS_OF}", json=requests[0])
+        explained = client.post(f"/predict?explain=true&as_of={AS_OF}", json=requests[:50])
+        # asked at booking time instead, the same bookings get other answers
+        at_booking = client.post("/predict", json=requests[:50]).json()
+        bad_date = client.post("/predict?as_of=2017-02-30", json=requests[0])
     assert [a["booking_id"] for a in answers] == batch["booking_id"].tolist()
     # asked for, the reasons are those stored with the batch predictions
     assert explained.status_code == 200, explained.text
@@ -53,6 +56,12 @@ def test_the_api_gives_the_batch_predictions_probabilities(served_home: Settings
     # no challenger alias: everything goes to the champion, whatever the configured share
     assert {(a["variant"], a["model_version"]) for a in answers} == {("champion", "1")}
     assert single.json() == answers[0]  # an object in, an object out
+    changed = [
+        a["cancel_probability"] != b["cancel_probability"]
+        for a, b in zip(at_booking, answers[:50], strict=True)
+    ]
+    assert sum(changed) > 25
+    assert bad_date.status_code == 422 and bad_date.json()["detail"][0]["loc"] == ["query", "as_of"]
 
 
 BOOKING = {

@@ -26,8 +26,8 @@ def _both_paths(
     cleaned: pd.DataFrame, as_of: date, rows: int, compiled_dir: Path
 ) -> tuple[np.ndarray, np.ndarray]:
     feature_set = build_feature_set(cleaned, as_of)
-    history, features = feature_set.part("history")
-    model = train_and_validate(history, feature_set.builder, features, as_of, FAST).model
+    history, _ = feature_set.part("history")
+    model = train_and_validate(history, feature_set.builder, as_of, FAST).model
     sample = cleaned.sample(min(rows, len(cleaned)), random_state=5)
     batch = score_bookings(model, sample, "1")["cancel_probability"].to_numpy()
     body = orjson.dumps([as_request(row) for _, row in sample.iterrows()])

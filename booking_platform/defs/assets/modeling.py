@@ -48,7 +48,7 @@ def candidate_model(
     overrides = json.loads(config.params_json)
     history, features = booking_features.part("history")
     validated = train_and_validate(
-        history, booking_features.builder, features, booking_features.as_of, overrides
+        history, booking_features.builder, booking_features.as_of, overrides
     )
     plots = candidate_plots(validated)
     run_id, model_uri = registry.log_candidate(
