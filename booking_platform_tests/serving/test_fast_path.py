@@ -1,4 +1,4 @@
-"""The service's scoring path (JSON -> pydantic -> FeatureBuilder.encode -> compiled trees) gives
+"""The service's scoring path (JSON -> msgspec -> FeatureBuilder.encode -> compiled trees) gives
 the batch path's probabilities (cleaned frame -> transform -> LightGBM on pandas categoricals)."""
 
 from datetime import date
@@ -15,7 +15,7 @@ from booking_platform.core.scoring import score_bookings
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import train_and_validate
 from booking_platform.serving.compiled import compile_trees
-from booking_platform.serving.schemas import BookingList, cross_field_errors, to_columns
+from booking_platform.serving.schemas import cross_field_errors, parse_bookings, to_columns
 from booking_platform_tests.serving.conftest import as_request
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -31,7 +31,7 @@ def _both_paths(
     sample = cleaned.sample(min(rows, len(cleaned)), random_state=5)
     batch = score_bookings(model, sample, "1")["cancel_probability"].to_numpy()
     body = orjson.dumps([as_request(row) for _, row in sample.iterrows()])
-    columns = to_columns(BookingList.validate_json(body))
+    columns = to_columns(parse_bookings(body, many=True))
     assert cross_field_errors(columns) == []
     trees = compile_trees(model.classifier.booster_, compiled_dir)
     return batch, trees.predict(model.builder.encode(columns), n_jobs=1)
