@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import pandas as pd
 from _common import source_parser
 from rich.console import Console
 from rich.table import Table
@@ -20,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from booking_platform.core.backtest import evaluation_rows
 from booking_platform.core.cleaning import clean_bookings
-from booking_platform.core.features import SCORED_ON, build_feature_set
+from booking_platform.core.features import build_feature_set
 from booking_platform.core.snapshots import take_snapshot
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import calibration_error, fit_classifier, training_questions
@@ -28,7 +27,7 @@ from booking_platform.core.training import calibration_error, fit_classifier, tr
 TRAINED_ON = (date(2016, 7, 1), date(2016, 11, 1), date(2017, 2, 1))
 GRADED_ON = (date(2016, 12, 1), date(2017, 3, 1), date(2017, 6, 1), date(2017, 8, 1))
 RECIPES = {
-    "at booking": lambda history: history,  # no SCORED_ON: at the booking date
+    "at booking": lambda history: history,  # build_feature_set asks history at booking
     "as scored": training_questions,
 }
 
@@ -38,10 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     raw = read_bookings(args.source).frame
     outcomes = clean_bookings(raw).cleaned
-    graded = {
-        month: evaluation_rows(outcomes, month).assign(**{SCORED_ON: pd.Timestamp(month)})
-        for month in GRADED_ON
-    }
+    graded = {month: evaluation_rows(outcomes, month) for month in GRADED_ON}
     table = Table(title="ROC AUC / calibration error of each champion, as the backtest grades it")
     table.add_column("trained on snapshot")
     table.add_column("recipe")
@@ -53,7 +49,7 @@ def main() -> None:
         feature_set = build_feature_set(cleaned, trained)
         history, _ = feature_set.part("history")
         for name, recipe in RECIPES.items():
-            rows = recipe(history.drop(columns=SCORED_ON))
+            rows = recipe(history)
             labels = rows["is_canceled"].to_numpy(dtype=int)
             classifier = fit_classifier(feature_set.builder.transform(rows), labels)
             cells = []

@@ -75,14 +75,15 @@ class MonthSnapshot:
 
 def evaluation_rows(cleaned: pd.DataFrame, month: date) -> pd.DataFrame:
     """The bookings a champion in place on the 1st is graded on: arriving that month, and not
-    already cancelled on the 1st (the same population a scoring run that day sees as open)."""
+    already cancelled on the 1st (the same population a scoring run that day sees as open),
+    asked on the 1st as that run asks."""
     start = pd.Timestamp(month)
     end = start + pd.offsets.MonthBegin(1)
     arriving = cleaned["arrival_date"].between(start, end, inclusive="left")
     cancelled_before = cleaned["reservation_status"].eq("Canceled") & (
         cleaned["reservation_status_date"] < start
     )
-    return cleaned[arriving & ~cancelled_before]
+    return cleaned[arriving & ~cancelled_before].assign(**{SCORED_ON: start})
 
 
 def _snapshot(
@@ -131,11 +132,9 @@ def _retrain_reason(state: PolicyState, snapshot: MonthSnapshot, rules: SensorRu
     return _sensor_reason(state, snapshot, rules)
 
 
-def _score_month(
-    model: CancellationModel, rows: pd.DataFrame, month: date
-) -> tuple[float | None, float]:
+def _score_month(model: CancellationModel, rows: pd.DataFrame) -> tuple[float | None, float]:
     labels = rows["is_canceled"].to_numpy(dtype=int)
-    proba = model.predict_proba(rows.assign(**{SCORED_ON: pd.Timestamp(month)}))
+    proba = model.predict_proba(rows)
     auc = float(roc_auc_score(labels, proba)) if len(np.unique(labels)) == 2 else None
     return auc, calibration_error(labels, proba)
 
@@ -167,7 +166,7 @@ def run_backtest(
                 if decision.passed:
                     state.champion, promoted = candidate.model, True
                 refused = [c for c in decision.comparisons if c.startswith("FAIL")]
-            auc, ece = _score_month(state.champion, rows, as_of)
+            auc, ece = _score_month(state.champion, rows)
             state.months.append(
                 {
                     "month": f"{as_of:%Y-%m}",
