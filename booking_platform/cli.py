@@ -444,9 +444,8 @@ def explain_booking(settings: Settings, booking_id: int) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP service under uvicorn; workers read their settings from the environment."""
-    import uvicorn
-
     from booking_platform.serving.settings import ServeSettings, load_serve_settings
+    from booking_platform.serving.workers import run_workers
 
     defaults = load_serve_settings()
     try:
@@ -464,22 +463,20 @@ def serve(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/] {error}")
         return 2
     os.environ.update(serve_settings.to_env())
-    uvicorn.run(
-        "booking_platform.serving.app:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        # named, not "auto": a missing uvloop or httptools must fail, not silently halve the rate
-        loop="uvloop",
-        http="httptools",
-        access_log=False,  # every prediction is in the prediction log already
-        log_level="warning",
-        # uvicorn kills a worker that misses a 5 s ping; on 2 busy cores a worker importing
-        # MLflow or unpickling a model can miss it, and the restarts never end
-        timeout_worker_healthcheck=60,
+    return run_workers(
+        {
+            "app": "booking_platform.serving.app:app_from_env",
+            "factory": True,
+            "host": args.host,
+            "port": args.port,
+            # named, not "auto": a missing uvloop or httptools must fail, not halve the rate
+            "loop": "uvloop",
+            "http": "httptools",
+            "access_log": False,  # every prediction is in the prediction log already
+            "log_level": "warning",
+        },
+        args.workers,
     )
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,94 @@
+"""Run the service's uvicorn workers, each listening on a socket of its own (SO_REUSEPORT).
+
+uvicorn's own supervisor shares one listening socket between its workers, and whichever worker
+wakes first accepts every connection waiting on it. With a few long-lived connections (wrk's four,
+each posting 1,000-booking batches) one worker often took all of them while the other idled, and
+the batch rate halved: 78k against 130-151k rows/s in `benchmarks/serving.py`. Here every worker
+binds its own socket to the same port and the kernel spreads new connections over the listening
+ones by a hash of the client's address and port. A worker starts listening only once the app's
+startup has loaded the models, so until then the kernel sends connections to the ready workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+
+def _bound_socket(host: str, port: int, *, shared: bool) -> socket.socket:
+    """Bound, not yet listening: uvicorn listens on it after the app's startup."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _serve_one_worker(config_kwargs: dict[str, Any]) -> None:
+    config = uvicorn.Config(**config_kwargs)
+    config.configure_logging()
+    try:
+        sock = _bound_socket(config.host, config.port, shared=True)
+    except OSError as error:
+        print(f"error: cannot bind {config.host}:{config.port}: {error}", file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def run_workers(config_kwargs: dict[str, Any], workers: int) -> int:
+    """Serve with `workers` processes until SIGINT or SIGTERM; restart a worker that dies.
+
+    Returns the exit status: 0 after a signal, STARTUP_FAILURE when a worker could not start
+    (the app, or the port, would fail the same way on every restart)."""
+    host, port = config_kwargs["host"], config_kwargs["port"]
+    try:
+        # SO_REUSEPORT would let a second server started on a busy port quietly take half of
+        # its connections; a plain bind first fails on any port already served
+        _bound_socket(host, port, shared=False).close()
+    except OSError as error:
+        print(f"error: cannot serve on {host}:{port}: {error}", file=sys.stderr)
+        return STARTUP_FAILURE
+    if workers == 1:
+        _serve_one_worker(config_kwargs)
+        return 0
+    spawn = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    for handled in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(handled, lambda *_: stop.set())
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = spawn.Process(target=_serve_one_worker, args=(config_kwargs,))
+        process.start()
+        return process
+
+    processes = [start() for _ in range(workers)]
+    status = 0
+    while not stop.wait(0.5):
+        for index, process in enumerate(processes):
+            if process.is_alive() or stop.is_set():
+                continue
+            if process.exitcode == STARTUP_FAILURE:
+                status = STARTUP_FAILURE
+                stop.set()
+            else:
+                processes[index] = start()
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGTERM)  # each worker writes its waiting predictions
+    for process in processes:
+        process.join()
+    return status
