@@ -37,6 +37,7 @@ from booking_platform.core.source import (
     read_bookings,
     resolve_source,
 )
+from booking_platform.core.training import SEED
 
 console = Console()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -293,7 +294,7 @@ def replay(settings: Settings, dates: list[date]) -> int:
     return 0
 
 
-def backtest(settings: Settings, months: list[date]) -> int:
+def backtest(settings: Settings, months: list[date], seeds: int) -> int:
     """Replay `months` under the three policies; write the table, plot and backtest.json."""
     source = _read_configured_source(settings)
     if source is None:
@@ -304,6 +305,7 @@ def backtest(settings: Settings, months: list[date]) -> int:
         months,
         rules,
         settings.reports_dir,
+        seeds=[SEED + offset for offset in range(seeds)],
         progress=lambda items: track(items, description="replaying months", console=console),
     )
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -320,12 +322,14 @@ def backtest(settings: Settings, months: list[date]) -> int:
         [json_path, table_path, plot_path],
     )
     summary = Table(title=f"backtest {result['months'][0]} .. {result['months'][-1]}")
-    for column in ("policy", "mean ROC AUC", "mean calibration error", "retrainings"):
+    columns = ("policy", "mean ROC AUC", "per seed", "mean calibration error", "retrainings")
+    for column in columns:
         summary.add_column(column)
     for name, policy in result["policies"].items():
         summary.add_row(
             name,
             f"{policy['mean_auc']:.4f}",
+            " / ".join(f"{run['mean_auc']:.4f}" for run in policy["seeds"].values()),
             f"{policy['mean_ece']:.4f}",
             str(policy["retrainings"]),
         )
@@ -508,6 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     backtest_parser.add_argument("--from", dest="start", type=parse_month_or_date, required=True)
     backtest_parser.add_argument("--to", dest="end", type=parse_month_or_date, required=True)
+    backtest_parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="training seeds each policy runs with; the policies are compared on the means",
+    )
     backfill_parser = commands.add_parser(
         "backfill", help="run a job as of every landed snapshot in a date range"
     )
@@ -542,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "backfill":
         return backfill(settings, args.start, args.end, args.job)
     if args.command == "backtest":
-        return backtest(settings, month_starts(args.start, args.end))
+        return backtest(settings, month_starts(args.start, args.end), args.seeds)
     if args.command == "replay":
         return replay(settings, _replay_dates(args))
     if args.command == "serve":

@@ -168,11 +168,12 @@ def test_backtest_writes_its_json_table_and_plot_and_logs_to_mlflow(
     source = write_csv(make_bookings(SYNTHETIC_ROWS), tmp_path / "bookings.csv")
     monkeypatch.setenv("BOOKING_PLATFORM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BOOKINGS_SOURCE", str(source))
-    assert main(["backtest", "--from", "2017-04", "--to", "2017-06"]) == 0
+    assert main(["backtest", "--from", "2017-04", "--to", "2017-06", "--seeds", "2"]) == 0
     result = json.loads((tmp_path / "home" / "backtest.json").read_text())
     policies = result["policies"]
     assert set(policies) == {"frozen", "monthly", "sensor"}
     assert result["months"] == ["2017-04", "2017-05", "2017-06"]
+    assert result["seeds"] == [42, 43]
     assert policies["frozen"]["retrainings"] == 1
     assert policies["monthly"]["retrainings"] == 3
     # a young champion, no drift (stationary data), AUC above the floor: no sensor retraining
@@ -181,6 +182,12 @@ def test_backtest_writes_its_json_table_and_plot_and_logs_to_mlflow(
         assert [m["month"] for m in policy["months"]] == result["months"]
         assert 0.5 < policy["mean_auc"] <= 1
         assert policy["mean_auc"] == pytest.approx(np.mean([m["auc"] for m in policy["months"]]))
+        runs = policy["seeds"].values()
+        assert policy["mean_auc"] == pytest.approx(np.mean([run["mean_auc"] for run in runs]))
+    # each seed trained its own models: the same months, graded differently
+    first, second = policies["monthly"]["seeds"].values()
+    assert first["retrainings"] == second["retrainings"] == 3
+    assert [m["auc"] for m in first["months"]] != [m["auc"] for m in second["months"]]
     # frozen and sensor kept the first champion, so they graded every month alike
     assert [m["auc"] for m in policies["frozen"]["months"]] == [
         m["auc"] for m in policies["sensor"]["months"]

@@ -11,11 +11,16 @@ cancelled on the first), asked on the first, against the outcomes known later. T
 - sensor: what the platform's sensors do: train when there is no champion, when it is older
   than the maximum age, when last month's realised ROC AUC fell under the floor, or when the
   open bookings drifted from the same date a year earlier beyond the drift thresholds.
+
+Every policy runs once per training seed (the draw of training_questions and LightGBM's row and
+column samples). One draw moves a single model's graded ROC AUC by up to 0.01 (README, "The
+backtest"), as much as the differences between policies the backtest is there to measure, so the
+policies are compared on their means over the seeds; each seed's run is kept beside them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,11 +34,12 @@ matplotlib.use("Agg")  # headless: plots are files, never windows
 import matplotlib.pyplot as plt  # noqa: E402
 
 from booking_platform.core import drift  # noqa: E402
-from booking_platform.core.cleaning import clean_bookings  # noqa: E402
+from booking_platform.core.cleaning import clean_bookings, outcome_unknown_on  # noqa: E402
 from booking_platform.core.features import SCORED_ON, build_feature_set  # noqa: E402
 from booking_platform.core.gate import judge  # noqa: E402
 from booking_platform.core.snapshots import take_snapshot  # noqa: E402
 from booking_platform.core.training import (  # noqa: E402
+    SEED,
     CancellationModel,
     ValidatedModel,
     calibration_error,
@@ -69,7 +75,7 @@ class MonthSnapshot:
     """What every policy sees on the first of a month: features, and the drift verdict."""
 
     as_of: date
-    validated_candidate: Callable[[], ValidatedModel]  # trains on demand, once
+    validated_candidate: Callable[[int], ValidatedModel]  # trains on demand, once per seed
     drift_reason: str | None
 
 
@@ -78,12 +84,8 @@ def evaluation_rows(cleaned: pd.DataFrame, month: date) -> pd.DataFrame:
     already cancelled on the 1st (the same population a scoring run that day sees as open),
     asked on the 1st as that run asks."""
     start = pd.Timestamp(month)
-    end = start + pd.offsets.MonthBegin(1)
-    arriving = cleaned["arrival_date"].between(start, end, inclusive="left")
-    cancelled_before = cleaned["reservation_status"].eq("Canceled") & (
-        cleaned["reservation_status_date"] < start
-    )
-    return cleaned[arriving & ~cancelled_before].assign(**{SCORED_ON: start})
+    before_next = cleaned["arrival_date"] < start + pd.offsets.MonthBegin(1)
+    return cleaned[before_next & outcome_unknown_on(cleaned, start)].assign(**{SCORED_ON: start})
 
 
 def _snapshot(
@@ -101,13 +103,13 @@ def _snapshot(
         reason = drift.drift_verdict(
             summary.drift_share, summary.column_scores, rules.drift_share, rules.drift_key_columns
         )
-    trained: list[ValidatedModel] = []
+    trained: dict[int, ValidatedModel] = {}
 
-    def validated_candidate() -> ValidatedModel:
-        if not trained:
+    def validated_candidate(seed: int) -> ValidatedModel:
+        if seed not in trained:
             history, _ = feature_set.part("history")
-            trained.append(train_and_validate(history, feature_set.builder, as_of))
-        return trained[0]
+            trained[seed] = train_and_validate(history, feature_set.builder, as_of, seed=seed)
+        return trained[seed]
 
     return MonthSnapshot(as_of, validated_candidate, reason)
 
@@ -139,63 +141,109 @@ def _score_month(model: CancellationModel, rows: pd.DataFrame) -> tuple[float | 
     return auc, calibration_error(labels, proba)
 
 
+def _replay_month(
+    state: PolicyState,
+    snapshot: MonthSnapshot,
+    rows: pd.DataFrame,
+    rules: SensorRules,
+    seed: int,
+) -> None:
+    reason = _retrain_reason(state, snapshot, rules)
+    promoted, refused = False, []
+    if reason is not None:
+        candidate = snapshot.validated_candidate(seed)
+        state.retrainings += 1
+        decision = judge(candidate, state.champion)
+        if decision.passed:
+            state.champion, promoted = candidate.model, True
+        refused = [c for c in decision.comparisons if c.startswith("FAIL")]
+    auc, ece = _score_month(state.champion, rows)
+    state.months.append(
+        {
+            "month": f"{snapshot.as_of:%Y-%m}",
+            "auc": auc,
+            "ece": ece,
+            "bookings": len(rows),
+            "champion_as_of": str(state.champion_as_of()),
+            "retrained": reason,
+            "promoted": promoted,
+            "gate_failed": refused,
+        }
+    )
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def _policy_result(runs: dict[int, PolicyState]) -> dict[str, object]:
+    """One policy over the seeds: means, each month's mean, and every seed's own run."""
+    by_seed = {
+        str(seed): {
+            "mean_auc": _mean(m["auc"] for m in state.months),
+            "mean_ece": _mean(m["ece"] for m in state.months),
+            "retrainings": state.retrainings,
+            "months": state.months,
+        }
+        for seed, state in runs.items()
+    }
+    retrainings = [state.retrainings for state in runs.values()]
+    months = zip(*(state.months for state in runs.values()), strict=True)
+    return {
+        "mean_auc": _mean(run["mean_auc"] for run in by_seed.values()),
+        "mean_ece": _mean(run["mean_ece"] for run in by_seed.values()),
+        # a whole number when every seed retrained as often
+        "retrainings": retrainings[0]
+        if len(set(retrainings)) == 1
+        else round(float(np.mean(retrainings)), 2),
+        "months": [
+            {
+                "month": same_month[0]["month"],
+                "auc": _mean(m["auc"] for m in same_month),
+                "ece": _mean(m["ece"] for m in same_month),
+                "bookings": same_month[0]["bookings"],
+                "retrained": sum(m["retrained"] is not None for m in same_month),  # seeds
+                "promoted": sum(m["promoted"] for m in same_month),
+            }
+            for same_month in months
+        ],
+        "seeds": by_seed,
+    }
+
+
 def run_backtest(
     raw: pd.DataFrame,
     months: list[date],
     rules: SensorRules,
     reports_dir: Path,
+    seeds: Sequence[int] = (SEED,),
     progress: Callable[[Iterable[date]], Iterable[date]] = iter,
 ) -> dict[str, object]:
-    """Replay `months` (firsts of months) under each policy; the result is backtest.json's body.
+    """Replay `months` (firsts of months) under each policy and seed; backtest.json's body.
 
     `raw` is the whole export (final outcomes): snapshots are cut from it for the policies, and
-    its outcomes, known in hindsight, grade them.
+    its outcomes, known in hindsight, grade them. A month's snapshot and drift verdict are
+    computed once for every policy and seed, and a seed's candidate once for every policy.
     """
     outcomes = clean_bookings(raw).cleaned
-    states = [PolicyState(name) for name in POLICIES]
+    runs = {name: {seed: PolicyState(name) for seed in seeds} for name in POLICIES}
     for as_of in progress(months):
         snapshot = _snapshot(raw, as_of, reports_dir, rules)
         rows = evaluation_rows(outcomes, as_of)
-        for state in states:
-            reason = _retrain_reason(state, snapshot, rules)
-            promoted, refused = False, []
-            if reason is not None:
-                candidate = snapshot.validated_candidate()
-                state.retrainings += 1
-                decision = judge(candidate, state.champion)
-                if decision.passed:
-                    state.champion, promoted = candidate.model, True
-                refused = [c for c in decision.comparisons if c.startswith("FAIL")]
-            auc, ece = _score_month(state.champion, rows)
-            state.months.append(
-                {
-                    "month": f"{as_of:%Y-%m}",
-                    "auc": auc,
-                    "ece": ece,
-                    "bookings": len(rows),
-                    "champion_as_of": str(state.champion_as_of()),
-                    "retrained": reason,
-                    "promoted": promoted,
-                    "gate_failed": refused,
-                }
-            )
+        for seed in seeds:
+            for name in POLICIES:
+                _replay_month(runs[name][seed], snapshot, rows, rules, seed)
     return {
         "months": [f"{m:%Y-%m}" for m in months],
+        "seeds": list(seeds),
         "rules": {
             "max_age_days": rules.max_age_days,
             "auc_floor": rules.auc_floor,
             "drift_share": rules.drift_share,
             "drift_key_columns": rules.drift_key_columns,
         },
-        "policies": {
-            state.name: {
-                "mean_auc": float(np.mean([m["auc"] for m in state.months if m["auc"]])),
-                "mean_ece": float(np.mean([m["ece"] for m in state.months])),
-                "retrainings": state.retrainings,
-                "months": state.months,
-            }
-            for state in states
-        },
+        "policies": {name: _policy_result(runs[name]) for name in POLICIES},
     }
 
 

@@ -158,16 +158,21 @@ def history(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:
     return past.astype({"is_canceled": "int64"})
 
 
+def outcome_unknown_on(bookings: pd.DataFrame, day: date | pd.Timestamp) -> pd.Series:
+    """Whether each booking's outcome was still unknown on `day`: arriving on or after it and
+    not cancelled before it (a cancellation is an outcome the day it happens)."""
+    cutoff = pd.Timestamp(day)
+    cancelled_before = bookings["reservation_status"].eq("Canceled") & (
+        bookings["reservation_status_date"] < cutoff
+    )
+    return (bookings["arrival_date"] >= cutoff) & ~cancelled_before
+
+
 def open_bookings(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """Bookings made before the as-of date, arriving on or after it, not yet cancelled.
+    """Bookings made before the as-of date whose outcome was still unknown on it.
 
     These are what the platform scores. A booking made after the as-of date does not exist yet
     in a PMS export taken on that date; one cancelled before it is a known outcome.
     """
-    cutoff = pd.Timestamp(as_of)
-    cancelled_before = cleaned["reservation_status"].eq("Canceled") & (
-        cleaned["reservation_status_date"] < cutoff
-    )
-    return cleaned[
-        (cleaned["arrival_date"] >= cutoff) & (cleaned["booking_date"] < cutoff) & ~cancelled_before
-    ]
+    made = cleaned["booking_date"] < pd.Timestamp(as_of)
+    return cleaned[made & outcome_unknown_on(cleaned, as_of)]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from booking_platform.core.cleaning import type_bookings
+from booking_platform.core.cleaning import outcome_unknown_on, type_bookings
 from booking_platform.core.source import OUTCOME_COLUMNS
 
 SNAPSHOT_NAME = re.compile(r"^bookings_(\d{4}-\d{2}-\d{2})\.csv(\.gz)?$")
@@ -53,10 +53,7 @@ def take_snapshot(raw: pd.DataFrame, as_of: date) -> pd.DataFrame:
     cutoff = pd.Timestamp(as_of)
     undated = typed["booking_date"].isna()
     made = (typed["booking_date"] < cutoff) | undated
-    cancelled_before = typed["reservation_status"].eq("Canceled") & (
-        typed["reservation_status_date"] < cutoff
-    )
-    still_open = (typed["arrival_date"] >= cutoff) & ~cancelled_before
+    still_open = outcome_unknown_on(typed, cutoff)
     snapshot = raw[made.to_numpy()].copy()
     snapshot.loc[still_open[made].to_numpy(), list(OUTCOME_COLUMNS)] = None
     return snapshot

@@ -158,6 +158,7 @@ def train_and_validate(
     builder: FeatureBuilder,
     as_of: date,
     params: dict | None = None,
+    seed: int = SEED,
 ) -> ValidatedModel:
     """Validate out of time, then refit on all history.
 
@@ -166,9 +167,10 @@ def train_and_validate(
     and scored on the holdout's; those are the reported metrics. The registered model is the same
     recipe refit on all history, because the most recent months matter most for bookings about
     to arrive (see README). The point-in-time rates mean no row's features contain its own or
-    any later outcome.
+    any later outcome. `seed` draws the questions and LightGBM's row and column samples.
     """
-    history = training_questions(history)
+    history = training_questions(history, seed)
+    params = {"random_state": seed, **(params or {})}
     features = builder.transform(history)
     start = holdout_start(as_of)
     in_holdout = (history["arrival_date"] >= start).to_numpy()
