@@ -3,7 +3,7 @@
 BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cached under the home)
 BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
-CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 90
+CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from datetime import date
 from pathlib import Path
 
 DEFAULT_AS_OF = "2017-05-01"
-DEFAULT_CHAMPION_MAX_AGE_DAYS = 90
+# Chosen with the backtest (README, "The backtest"): 60 days retrains on every other monthly
+# snapshot and came within 0.0004 of retraining every month; 90 days trailed it by 0.0014.
+DEFAULT_CHAMPION_MAX_AGE_DAYS = 60
 PUBLIC_SOURCE_URL = (
     "https://raw.githubusercontent.com/rfordatascience/tidytuesday/master/data/2020/2020-02-11/"
     "hotels.csv"

@@ -38,5 +38,5 @@ def test_a_bad_as_of_date_is_a_clear_error() -> None:
 
 
 def test_champion_max_age_is_configurable() -> None:
-    assert load_settings({}).champion_max_age_days == 90
+    assert load_settings({}).champion_max_age_days == 60
     assert load_settings({"CHAMPION_MAX_AGE_DAYS": "30"}).champion_max_age_days == 30

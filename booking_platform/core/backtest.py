@@ -276,7 +276,11 @@ def plot_backtest(result: dict[str, object], path: Path) -> Path:
             edgecolors=auc_axis.lines[-1].get_color(),
         )
     auc_axis.set_ylabel("ROC AUC of the month's arrivals")
-    auc_axis.set_title("Backtest: champion in place on the 1st, graded on that month's arrivals")
+    seeds = len(result["seeds"])
+    auc_axis.set_title(
+        "Backtest: champion in place on the 1st, graded on that month's arrivals"
+        + (f" (mean of {seeds} training seeds)" if seeds > 1 else "")
+    )
     auc_axis.legend(fontsize=8)
     ece_axis.set_ylabel("calibration error")
     ece_axis.tick_params(axis="x", rotation=45)
