@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -31,37 +31,16 @@ from rich.table import Table
 from serving import BATCH, LUA, _artifacts, _request_rows, start_ours
 
 from booking_platform.config import load_settings
+from booking_platform.serving.workers import sockets_by_worker
 
 console = Console()
 
 
-def _children(parent: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # the name may hold spaces
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == parent:
-            children.append(int(stat.parent.name))
-    return children
-
-
 def connections_per_worker(parent: int, port: int) -> list[int]:
-    """Established connections on `port` held by each child of `parent`, largest first."""
-    established = {
-        fields[9]
-        for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
-        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01"
-    }
-    counts = []
-    for pid in _children(parent):
-        try:
-            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
-        except FileNotFoundError:  # exited meanwhile
-            continue
-        inodes = (re.fullmatch(r"socket:\[(\d+)\]", link) for link in links)
-        counts.append(sum(bool(m and m.group(1) in established) for m in inodes))
+    """Established connections on `port` held by each worker of `parent`, largest first."""
+    counts = [
+        Counter(held.values())["ESTABLISHED"] for held in sockets_by_worker(parent, port).values()
+    ]
     return sorted((count for count in counts if count), reverse=True)
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -92,3 +94,33 @@ def run_workers(config_kwargs: dict[str, Any], workers: int) -> int:
     for process in processes:
         process.join()
     return status
+
+
+TCP_STATES = {"0A": "LISTEN", "01": "ESTABLISHED"}  # the kernel's codes in /proc/net/tcp
+
+
+def sockets_by_worker(parent: int, port: int) -> dict[int, dict[str, str]]:
+    """What each worker of the server `parent` holds on `port`, read from /proc (Linux): for
+    every child process with TCP sockets there, their states ("LISTEN", "ESTABLISHED", else the
+    kernel's code) by socket inode. Children without any (multiprocessing's resource tracker, a
+    worker still loading its models) are left out. The tests and
+    benchmarks/connection_placement.py see through it where connections land."""
+    states = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            states[fields[9]] = TCP_STATES.get(fields[3], fields[3])
+    by_worker = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # the name in brackets may hold spaces; the parent's PID is the 2nd field after it
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != parent:
+                continue
+            links = [os.readlink(fd) for fd in (stat.parent / "fd").iterdir()]
+        except (FileNotFoundError, ProcessLookupError):  # exited meanwhile
+            continue
+        inodes = [m.group(1) for m in map(re.compile(r"socket:\[(\d+)\]").fullmatch, links) if m]
+        held = {inode: states[inode] for inode in inodes if inode in states}
+        if held:
+            by_worker[int(stat.parent.name)] = held
+    return by_worker
