@@ -140,7 +140,11 @@ def reference_features(run_id: str) -> pd.DataFrame:
 
 
 def trained_version(version: ModelVersion) -> TrainedVersion | None:
+    """A version and its training date: its own `as_of` tag, else its MLflow run's (a candidate
+    a person registered by hand from the MLflow UI); None when neither says."""
     as_of = version.tags.get(AS_OF_TAG)
+    if as_of is None and version.run_id:
+        as_of = MlflowClient().get_run(version.run_id).data.tags.get(AS_OF_TAG)
     if as_of is None:
         return None
     return TrainedVersion(str(version.version), date.fromisoformat(as_of))
@@ -153,8 +157,8 @@ def trained_versions(model_name: str) -> list[TrainedVersion]:
 
 
 def alias_holder(model_name: str) -> TrainedVersion | None:
-    """The version behind `champion` and its training date (None: no alias, or no as_of tag,
-    e.g. a version a person registered by hand: it then counts as older than any dated one)."""
+    """The version behind `champion` and its training date (None: no alias, or a version that
+    does not say what it was trained as of: it then counts as older than any dated one)."""
     entry = alias_version(model_name)
     return None if entry is None else trained_version(entry)
 

@@ -17,11 +17,11 @@ class _Constant(mlflow.pyfunc.PythonModel):
         return pd.Series(0.5, index=model_input.index)
 
 
-def _logged_model(tmp_path: Path) -> str:
+def _logged_model(tmp_path: Path, run_tags: dict[str, str] | None = None) -> str:
     experiment_id = registry.use_store(
         f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts"
     )
-    with mlflow.start_run(experiment_id=experiment_id):
+    with mlflow.start_run(experiment_id=experiment_id, tags=run_tags):
         return mlflow.pyfunc.log_model(name="model", python_model=_Constant()).model_uri
 
 
@@ -56,3 +56,18 @@ def test_the_alias_never_moves_to_older_training_data_and_each_date_finds_its_ch
     assert champion_on(date(2017, 6, 30)) == "1"
     assert champion_on(date(2017, 7, 1)) == "3"
     assert champion_on(date(2018, 1, 1)) == "3"
+
+
+def test_a_version_registered_by_hand_is_dated_by_its_run_and_an_alias_moved_by_hand_is_followed(
+    tmp_path: Path,
+) -> None:
+    registry.promote(MODEL, _logged_model(tmp_path), date(2017, 5, 1), tags={})
+    # registered from the MLflow UI: no tags on the version, the candidate's run says the date
+    by_hand = mlflow.register_model(
+        _logged_model(tmp_path, {registry.AS_OF_TAG: "2017-03-01"}), MODEL
+    )
+    assert registry.trained_version(by_hand) == registry.TrainedVersion("2", date(2017, 3, 1))
+    # a person rolls `champion` back to it: dates from March on follow the person
+    MlflowClient().set_registered_model_alias(MODEL, registry.CHAMPION, "2")
+    assert registry.champion_version_as_of(MODEL, date(2017, 6, 1)).version == "2"
+    assert registry.champion_version_as_of(MODEL, date(2017, 2, 1)) is None
