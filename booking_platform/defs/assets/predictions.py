@@ -56,7 +56,7 @@ def batch_predictions(
     )
     return dg.MaterializeResult(
         metadata={
-            "table": f"{platform.settings.warehouse_path}::predictions",
+            "table": f"{platform.settings.warehouse_location}::predictions",
             "rows": len(predictions),
             "as_of": str(as_of),
             "model_version": champion.version,
