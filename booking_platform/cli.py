@@ -315,7 +315,7 @@ def _scored_by(settings: Settings, as_of: date) -> str:
     """Which model versions scored the predictions as of `as_of`, said against the model that is
     champion as of that date: a run that ends between promoting and scoring leaves them behind
     until the next run as of that date (or predictions_level_sensor) scores them again."""
-    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         versions = (
             sorted(set(warehouse.read_slice(connection, "predictions", as_of)["model_version"]))
             if warehouse.table_exists(connection, "predictions")
