@@ -216,7 +216,8 @@ def test_predictions_behind_a_new_champion_are_named_and_brought_level(
     )
 
     (request,) = tick().run_requests
-    assert (request.job_name, request.partition_key) == (SCORING_JOB_NAME, str(JUNE))
+    assert predictions_level_sensor.job_name == SCORING_JOB_NAME
+    assert request.partition_key == str(JUNE)
     leveled = _run(june, instance, SCORING_JOB_NAME)
     assert leveled.success and _predictions_checks_passed(leveled)
     assert _scored_by(settings)[-1] == (JUNE, "2")
