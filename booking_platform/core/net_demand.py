@@ -21,13 +21,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date
 
+import duckdb
 import numpy as np
 import pandas as pd
+from numpy.polynomial.hermite_e import hermegauss
+from scipy.special import expit
 from scipy.stats import norm
 
+from booking_platform.core import warehouse
 from booking_platform.core.cleaning import open_bookings
 from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
 
+NET_DEMAND_TABLE = "net_demand"
+# the realised rooms of each forecast's nights, filled in by later exports
+NET_DEMAND_REALISED_TABLE = "net_demand_realised"
 DEFAULT_HORIZON_DAYS = 120
 DEFAULT_WALK_RISK = 0.05
 INTERVAL_LEVELS = (0.80, 0.95)
@@ -47,6 +54,9 @@ GROUPINGS: dict[str, tuple[str, ...]] = {
 DEFAULT_GROUPING = "identical_rows"
 METHODS = ("exact", "normal")
 DEFAULT_METHOD = "exact"
+# The night's shared shock (log-odds sd): measured by the replay, see docs/design.md.
+DEFAULT_SHOCK_SD = 0.0
+SHOCK_NODES = 9
 CAPACITY_ESTIMATE_SOURCE = "estimate: most rooms occupied on any night in the history"
 COLUMNS = [
     "hotel",
@@ -104,18 +114,40 @@ def on_the_books(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:
     )
 
 
-def occupied_pmf(rooms: np.ndarray, show_probability: np.ndarray) -> np.ndarray:
+def occupied_pmf(
+    rooms: np.ndarray, show_probability: np.ndarray, shock_sd: float = 0.0
+) -> np.ndarray:
     """P(rooms occupied = k), k = 0 .. rooms.sum(): unit i occupies rooms[i] rooms with
-    probability show_probability[i], independently of the other units (exact convolution)."""
-    pmf = np.zeros(int(rooms.sum()) + 1)
-    pmf[0] = 1.0
+    probability show_probability[i], independently of the other units (exact convolution).
+
+    With `shock_sd` > 0, the units share one shock: every unit's log-odds of showing move
+    together by e ~ Normal(0, shock_sd) (a night whose bookings all cancel more, or less, than
+    the model says); the pmf is the mixture over e (Gauss-Hermite, SHOCK_NODES points)."""
+    show_probability = np.asarray(show_probability, dtype=float)
+    if shock_sd > 0:
+        nodes, weights = hermegauss(SHOCK_NODES)
+        shows = np.stack([_shifted(show_probability, shock_sd * node) for node in nodes])
+        mixing = weights / weights.sum()
+    else:
+        shows, mixing = show_probability[np.newaxis, :], np.ones(1)
+    pmf = np.zeros((len(shows), int(rooms.sum()) + 1))
+    pmf[:, 0] = 1.0
     filled = 0
-    for weight, show in zip(rooms.astype("int64"), show_probability, strict=True):
-        shifted = pmf[: filled + 1] * show
-        pmf[: filled + 1] *= 1.0 - show
-        pmf[weight : weight + filled + 1] += shifted
+    for position, weight in enumerate(rooms.astype("int64")):
+        show = shows[:, position : position + 1]
+        shifted = pmf[:, : filled + 1] * show
+        pmf[:, : filled + 1] *= 1.0 - show
+        pmf[:, weight : weight + filled + 1] += shifted
         filled += weight
-    return pmf
+    return mixing @ pmf
+
+
+def _shifted(probability: np.ndarray, log_odds: float) -> np.ndarray:
+    """Probabilities moved by `log_odds`; certain ones (0 or 1: guests in house) stay."""
+    inside = (probability > 0) & (probability < 1)
+    clipped = np.clip(probability, 1e-12, 1 - 1e-12)
+    moved = expit(np.log(clipped / (1 - clipped)) + log_odds)
+    return np.where(inside, moved, probability)
 
 
 def pmf_quantile(pmf: np.ndarray, q: float) -> int:
@@ -125,9 +157,13 @@ def pmf_quantile(pmf: np.ndarray, q: float) -> int:
 
 
 def _exact_night(
-    rooms: np.ndarray, show: np.ndarray, levels: Sequence[float], walk_risk: float
+    rooms: np.ndarray,
+    show: np.ndarray,
+    levels: Sequence[float],
+    walk_risk: float,
+    shock_sd: float,
 ) -> tuple[list[int], int]:
-    pmf = occupied_pmf(rooms, show)
+    pmf = occupied_pmf(rooms, show, shock_sd)
     bounds = []
     for level in levels:
         bounds += [pmf_quantile(pmf, (1 - level) / 2), pmf_quantile(pmf, (1 + level) / 2)]
@@ -135,12 +171,18 @@ def _exact_night(
 
 
 def _normal_night(
-    rooms: np.ndarray, show: np.ndarray, levels: Sequence[float], walk_risk: float
+    rooms: np.ndarray,
+    show: np.ndarray,
+    levels: Sequence[float],
+    walk_risk: float,
+    shock_sd: float,
 ) -> tuple[list[int], int]:
-    """The normal approximation with the same mean and variance, rounded outwards to rooms."""
+    """The normal approximation with the same mean and variance (the shared shock's share by
+    the delta method), rounded outwards to whole rooms."""
     total = int(rooms.sum())
     mean = float((rooms * show).sum())
-    sd = float(np.sqrt((rooms**2 * show * (1 - show)).sum()))
+    slope = float((rooms * show * (1 - show)).sum())  # d mean / d log-odds
+    sd = float(np.sqrt((rooms**2 * show * (1 - show)).sum() + (slope * shock_sd) ** 2))
     bounds = []
     for level in levels:
         z = norm.ppf((1 + level) / 2)
@@ -177,6 +219,7 @@ def forecast_net_demand(
     walk_risk: float = DEFAULT_WALK_RISK,
     grouping: str = DEFAULT_GROUPING,
     method: str = DEFAULT_METHOD,
+    shock_sd: float = DEFAULT_SHOCK_SD,
 ) -> pd.DataFrame:
     """One row per hotel of `capacity` and night of the horizon (COLUMNS).
 
@@ -201,7 +244,7 @@ def forecast_net_demand(
             group = by_night.get((hotel, night))
             rooms = np.zeros(0, dtype="int64") if group is None else group["rooms"].to_numpy()
             show = np.zeros(0) if group is None else group["show_probability"].to_numpy()
-            bounds, walk_quantile = night_of(rooms, show, INTERVAL_LEVELS, walk_risk)
+            bounds, walk_quantile = night_of(rooms, show, INTERVAL_LEVELS, walk_risk, shock_sd)
             expected = float((rooms * show).sum())
             rows.append(
                 [
@@ -261,3 +304,42 @@ def realised_occupancy(
     return occupied[occupied["night"] >= pd.Timestamp(as_of)].rename(
         columns={"occupied": "realised_occupied"}
     )
+
+
+def read_nights(
+    connection: duckdb.DuckDBPyConnection,
+    hotel: str,
+    start: date,
+    end: date,
+    as_of: date | None = None,
+) -> tuple[date, pd.DataFrame]:
+    """The nights `start` .. `end` of one hotel from the net_demand table, with the realised
+    rooms where known: from the forecast as of `as_of`, by default the newest made on or before
+    `start` (the forecast as it stood before the first night asked). Raises LookupError with
+    a one-line reason when there is none."""
+    if not warehouse.table_exists(connection, NET_DEMAND_TABLE):
+        raise LookupError("no net_demand table yet: materialise net_demand (make run)")
+    if as_of is None:
+        (as_of,) = connection.execute(
+            f"SELECT max(as_of) FROM {NET_DEMAND_TABLE} WHERE as_of <= ?", [start]
+        ).fetchone()
+        if as_of is None:
+            raise LookupError(f"no net demand forecast made on or before {start}")
+        as_of = pd.Timestamp(as_of).date()
+    nights = warehouse.read_slice(connection, NET_DEMAND_TABLE, as_of)
+    if nights.empty:
+        raise LookupError(f"no net demand forecast as of {as_of}")
+    hotels = sorted(nights["hotel"].unique())
+    if hotel not in hotels:
+        raise LookupError(f"unknown hotel {hotel!r}: one of {', '.join(hotels)}")
+    nights["night"] = pd.to_datetime(nights["night"])
+    if warehouse.table_exists(connection, NET_DEMAND_REALISED_TABLE):
+        realised = warehouse.read_slice(connection, NET_DEMAND_REALISED_TABLE, as_of)
+        realised["night"] = pd.to_datetime(realised["night"])
+        nights = nights.merge(realised, on=["hotel", "night"], how="left")
+    else:
+        nights["realised_occupied"] = np.nan
+    chosen = nights[
+        (nights["hotel"] == hotel) & nights["night"].between(pd.Timestamp(start), pd.Timestamp(end))
+    ]
+    return as_of, chosen.sort_values("night").reset_index(drop=True)
