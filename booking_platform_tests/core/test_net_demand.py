@@ -131,3 +131,22 @@ def test_guests_in_house_are_on_the_books_and_capacity_is_the_busiest_night() ->
         (realised["night"] == pd.Timestamp(AS_OF)) & (realised["hotel"] == "City Hotel")
     ]
     assert first_realised["realised_occupied"].item() == len(first)
+
+
+def test_a_shared_shock_makes_bookings_move_together_but_keeps_guests_in_house() -> None:
+    independent = occupied_pmf(np.array([1, 1]), np.array([0.5, 0.5]))
+    mild = occupied_pmf(np.array([1, 1]), np.array([0.5, 0.5]), shock_sd=0.5)
+    strong = occupied_pmf(np.array([1, 1]), np.array([0.5, 0.5]), shock_sd=1.5)
+    # symmetric around 0.5: both show as often as neither, more often the stronger the shock
+    assert mild[0] == pytest.approx(mild[2]) and strong[0] == pytest.approx(strong[2])
+    assert independent[2] == pytest.approx(0.25)
+    assert 0.25 < mild[2] < strong[2]
+    assert mild.sum() == pytest.approx(1.0)
+    # E[s(e)^2] for e ~ N(0, 0.5^2), s the logistic function, by brute-force quadrature
+    grid = np.linspace(-6, 6, 20001)
+    density = np.exp(-(grid**2) / (2 * 0.25)) / np.sqrt(2 * np.pi * 0.25)
+    both = np.trapezoid(density / (1 + np.exp(-grid)) ** 2, grid)
+    assert mild[2] == pytest.approx(both, abs=1e-4)
+    # a guest in house (shows with certainty) is not moved by the shock
+    in_house = occupied_pmf(np.array([1, 1]), np.array([1.0, 0.5]), shock_sd=1.5)
+    assert in_house[0] == 0 and in_house[1] == pytest.approx(0.5)
