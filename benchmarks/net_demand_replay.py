@@ -84,6 +84,7 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
         "nights graded",
         "rooms booked (mean)",
         "model",
+        "model bias",
         "lead-time band",
         "same night last year",
         "model best?",

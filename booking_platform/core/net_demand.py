@@ -55,7 +55,7 @@ DEFAULT_GROUPING = "identical_rows"
 METHODS = ("exact", "normal")
 DEFAULT_METHOD = "exact"
 # The night's shared shock (log-odds sd): measured by the replay, see docs/design.md.
-DEFAULT_SHOCK_SD = 0.0
+DEFAULT_SHOCK_SD = 0.75
 SHOCK_NODES = 9
 CAPACITY_ESTIMATE_SOURCE = "estimate: most rooms occupied on any night in the history"
 COLUMNS = [

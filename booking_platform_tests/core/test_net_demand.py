@@ -62,10 +62,12 @@ def test_identical_rows_widen_the_interval_the_independent_reading_gives() -> No
     group = _books([0.4] * 10, identical=True).assign(booking_id=range(100, 110))
     singles = _books([0.4] * 10)
     capacity = {"City Hotel": (30, "configured")}
-    grouped = forecast_net_demand(pd.concat([group, singles]), AS_OF, capacity, horizon_days=1)
+    books = pd.concat([group, singles])
+    grouped = forecast_net_demand(books, AS_OF, capacity, horizon_days=1, shock_sd=0.0)
     independent = forecast_net_demand(
-        pd.concat([group, singles]), AS_OF, capacity, horizon_days=1, grouping="independent"
+        books, AS_OF, capacity, horizon_days=1, grouping="independent", shock_sd=0.0
     )
+    shocked = forecast_net_demand(books, AS_OF, capacity, horizon_days=1)  # the default shock
     night = grouped.iloc[0]
     assert night["rooms_booked"] == 20 and night["rooms_in_group_units"] == 10
     assert night["expected_occupied"] == pytest.approx(12.0)
@@ -80,12 +82,17 @@ def test_identical_rows_widen_the_interval_the_independent_reading_gives() -> No
     narrow = independent.iloc[0]["occupied_95_high"] - independent.iloc[0]["occupied_95_low"]
     assert wide > narrow
     assert independent.iloc[0]["rooms_in_group_units"] == 0
+    shocked_width = shocked.iloc[0]["occupied_95_high"] - shocked.iloc[0]["occupied_95_low"]
+    assert shocked_width >= wide
+    assert shocked.iloc[0]["expected_occupied"] == pytest.approx(12.0)
 
 
 def test_headroom_keeps_the_walk_risk_under_the_configured_level() -> None:
     books = _books([0.2] * 20)
     capacity = {"City Hotel": (20, "configured")}
-    night = forecast_net_demand(books, AS_OF, capacity, horizon_days=1, walk_risk=0.05).iloc[0]
+    night = forecast_net_demand(
+        books, AS_OF, capacity, horizon_days=1, walk_risk=0.05, shock_sd=0.0
+    ).iloc[0]
     pmf = occupied_pmf(np.ones(20, dtype=int), np.full(20, 0.8))
     headroom = night["headroom"]
     walk = pmf[20 - headroom + 1 :].sum()  # P(X + headroom > 20)
@@ -96,8 +103,10 @@ def test_headroom_keeps_the_walk_risk_under_the_configured_level() -> None:
 def test_the_normal_approximation_has_the_exact_mean() -> None:
     books = _books([0.1, 0.3, 0.5, 0.7, 0.9] * 8)
     capacity = {"City Hotel": (60, "configured")}
-    exact = forecast_net_demand(books, AS_OF, capacity, horizon_days=1).iloc[0]
-    normal = forecast_net_demand(books, AS_OF, capacity, horizon_days=1, method="normal").iloc[0]
+    exact = forecast_net_demand(books, AS_OF, capacity, horizon_days=1, shock_sd=0.0).iloc[0]
+    normal = forecast_net_demand(
+        books, AS_OF, capacity, horizon_days=1, method="normal", shock_sd=0.0
+    ).iloc[0]
     assert normal["expected_occupied"] == pytest.approx(exact["expected_occupied"])
     assert abs(normal["occupied_80_low"] - exact["occupied_80_low"]) <= 1
 
