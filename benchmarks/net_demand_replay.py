@@ -147,6 +147,13 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
             "-" if advised is None else f"{advised:.1%}",
         )
     console.print(walk)
+    for hotel, row in summary["hotels"].items():
+        shares = ", ".join(
+            f"{name.split('/')[-1]}: {share:.1%}"
+            for name, share in row["walked_share_by_variant"].items()
+            if name.startswith("identical_rows/exact")
+        )
+        console.print(f"{hotel}, walked share by shared shock (identical rows, exact): {shares}")
     cbpe = summary["cbpe"]
     months_table = Table(
         title="CBPE: estimated vs realised ROC AUC of the month ahead (open bookings on the 1st)"

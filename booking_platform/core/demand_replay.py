@@ -278,6 +278,14 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
         realised = rows["realised_occupied"]
         coverage = _coverage(rows)
         walked = realised + rows["headroom"] > rows["capacity"]
+        walked_by_variant = {
+            variant_name(*variant): float(
+                (
+                    realised + rows["headroom" + ("" if i == 0 else f"__{i}")] > rows["capacity"]
+                ).mean()
+            )
+            for i, variant in enumerate(VARIANTS)
+        }
         sold_beyond = rows["headroom"] > 0
         hotels[hotel] = {
             "nights": len(rows),
@@ -294,6 +302,7 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
             if sold_beyond.any()
             else None,
             "nights_with_headroom": int(sold_beyond.sum()),
+            "walked_share_by_variant": walked_by_variant,
         }
     month_ahead = estimates[estimates["arrival_month"] == estimates["as_of"].str[:7]].dropna(
         subset=["realised_roc_auc"]
