@@ -345,10 +345,10 @@ def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: d
     if start > end:
         console.print(f"[red]error:[/] --from {start} is after --to {end}")
         return 2
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_url and not settings.warehouse_path.exists():
         console.print("[red]error:[/] no warehouse yet: run `make run` first")
         return 2
-    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         try:
             as_of, nights = read_nights(connection, hotel, start, end, as_of)
         except LookupError as error:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import date
+from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 from numpy.polynomial.hermite_e import hermegauss
@@ -307,7 +307,7 @@ def realised_occupancy(
 
 
 def read_nights(
-    connection: duckdb.DuckDBPyConnection,
+    connection: Any,  # a warehouse connection: DuckDB or PostgreSQL (core/warehouse.py)
     hotel: str,
     start: date,
     end: date,

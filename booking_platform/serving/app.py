@@ -245,9 +245,9 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
         and rooms occupied, 80 % and 95 % intervals, capacity, headroom, realised when known."""
         if start > end:
             return _json({"detail": f"from {start} is after to {end}"}, 422)
-        if not settings.warehouse_path.exists():
+        if not settings.warehouse_url and not settings.warehouse_path.exists():
             return _json({"detail": "no warehouse yet"}, 404)
-        with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+        with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
             try:
                 forecast_as_of, nights = read_nights(connection, hotel, start, end, as_of)
             except LookupError as error:

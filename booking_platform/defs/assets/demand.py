@@ -2,9 +2,9 @@
 estimated_performance (CBPE: the open bookings' ROC AUC and calibration before the labels)."""
 
 from datetime import date
+from typing import Any
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import Field
@@ -67,9 +67,7 @@ def _scored_open_bookings(booking_features: FeatureSet, scores: pd.DataFrame) ->
     return scored
 
 
-def _realised_for_stored_forecasts(
-    connection: duckdb.DuckDBPyConnection, newest_as_of: date
-) -> list[date]:
+def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[date]:
     """Fill in the realised rooms of every stored forecast whose nights the newest export has
     seen and that is not complete yet; returns the as-of dates updated."""
     forecasts = connection.execute(
@@ -149,7 +147,7 @@ def net_demand(
         f"net demand as of {as_of}: {len(nights)} nights; realised filled in for {updated}"
     )
     metadata: dict[str, object] = {
-        "table": f"{platform.settings.warehouse_path}::{NET_DEMAND_TABLE}",
+        "table": f"{platform.settings.warehouse_location}::{NET_DEMAND_TABLE}",
         "as_of": str(as_of),
         "nights": len(nights),
         "horizon_days": config.horizon_days,
@@ -209,7 +207,7 @@ def estimated_performance(
     context.log.info(f"estimated performance as of {as_of}: {len(table)} arrival month(s)")
     month_ahead = table.iloc[0] if len(table) else None
     metadata: dict[str, object] = {
-        "table": f"{platform.settings.warehouse_path}::{ESTIMATED_PERFORMANCE_TABLE}",
+        "table": f"{platform.settings.warehouse_location}::{ESTIMATED_PERFORMANCE_TABLE}",
         "as_of": str(as_of),
         "method": "CBPE (NannyML's confidence-based performance estimation): assumes the "
         "champion's probabilities are calibrated",
