@@ -221,7 +221,13 @@ def _timed_fit(model, validation: Validation, **fit_kwargs) -> tuple[np.ndarray,
     return proba, fitted - started, time.perf_counter() - fitted
 
 
-def compare_families(validation: Validation, seed: int = SEED) -> list[Entry]:
+def _quiet(_: str) -> None:
+    """The default `log`: say nothing."""
+
+
+def compare_families(
+    validation: Validation, seed: int = SEED, log: Callable[[str], None] = _quiet
+) -> list[Entry]:
     """Each family with its defaults, fit and scored on the validation split."""
     entries = []
     for family in FAMILIES:
@@ -237,6 +243,7 @@ def compare_families(validation: Validation, seed: int = SEED) -> list[Entry]:
                 score_seconds,
             )
         )
+        log(f"{family}: ROC AUC {entries[-1].metrics['roc_auc']:.4f}, fit {fit_seconds:.1f} s")
     return entries
 
 
@@ -292,7 +299,10 @@ def _pruning_callback(trial: optuna.Trial) -> Callable[[lgb.callback.CallbackEnv
 
 
 def tune_lightgbm(
-    validation: Validation, budget: SearchBudget, seed: int = SEED
+    validation: Validation,
+    budget: SearchBudget,
+    seed: int = SEED,
+    log: Callable[[str], None] = _quiet,
 ) -> tuple[optuna.Study, list[Entry]]:
     """Optuna over suggest_params: TPE seeded, median pruning, the defaults as trial 0."""
     entries: list[Entry] = []
@@ -322,11 +332,13 @@ def tune_lightgbm(
                     "pruned",
                 )
             )
+            log(f"trial {trial.number}: pruned")
             raise
         metrics = holdout_scores(validation.holdout_labels, proba)
         entries.append(
             Entry(TUNED, _plain(trial.params), metrics, fit_seconds, score_seconds, trial.number)
         )
+        log(f"trial {trial.number}: ROC AUC {metrics['roc_auc']:.4f}, fit {fit_seconds:.1f} s")
         return metrics["roc_auc"]
 
     study = optuna.create_study(
@@ -348,12 +360,14 @@ def run_search(
     as_of: date,
     budget: SearchBudget = SearchBudget(),
     seed: int = SEED,
+    log: Callable[[str], None] = _quiet,
 ) -> SearchResult:
-    """Compare the families, then tune LightGBM; `builder` was fit on `history`."""
+    """Compare the families, then tune LightGBM; `builder` was fit on `history`. `log` hears
+    of each family and trial as it finishes."""
     started = time.perf_counter()
     validation = validation_split(history, builder, as_of, seed)
-    entries = compare_families(validation, seed)
-    study, trials = tune_lightgbm(validation, budget, seed)
+    entries = compare_families(validation, seed, log)
+    study, trials = tune_lightgbm(validation, budget, seed, log)
     best = study.best_trial
     notes = []
     if best.number == 0:
