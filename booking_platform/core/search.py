@@ -50,6 +50,7 @@ from sklearn.metrics import (  # noqa: E402
 )
 from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from booking_platform.core.features import CATEGORICAL_COLUMNS, FeatureBuilder  # noqa: E402
 from booking_platform.core.plots import figure_png  # noqa: E402
@@ -232,7 +233,12 @@ def compare_families(
     entries = []
     for family in FAMILIES:
         model = _family_model(family, seed)
-        proba, fit_seconds, score_seconds = _timed_fit(model, validation)
+        # HistGradientBoosting has no n_jobs: it takes every core through OpenMP, whose threads
+        # spin at each barrier: on the shared 2-core machine (load ~20) a fit on the real data
+        # had not finished after 20 minutes on two threads and took 95 s on one
+        threads = 1 if family == "hist_gradient_boosting" else N_JOBS
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            proba, fit_seconds, score_seconds = _timed_fit(model, validation)
         estimator = model[-1] if isinstance(model, Pipeline) else model
         entries.append(
             Entry(
