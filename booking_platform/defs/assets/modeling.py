@@ -74,7 +74,11 @@ def candidate_model(
     params = {**search.params, **overrides}
     history, features = booking_features.part("history")
     validated = train_and_validate(
-        history, booking_features.builder, booking_features.as_of, params
+        history,
+        booking_features.builder,
+        booking_features.as_of,
+        params,
+        calibrate=config.calibrate,
     )
     plots = candidate_plots(validated)
     run_id, model_uri = registry.log_candidate(
