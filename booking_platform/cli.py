@@ -506,9 +506,10 @@ def serve(args: argparse.Namespace) -> int:
             "factory": True,
             "host": args.host,
             "port": args.port,
-            # named, not "auto": a missing uvloop or httptools must fail, not halve the rate
+            # named, not "auto": a missing uvloop or httptools must fail, not halve the rate;
+            # httptools with deadlines for a request's headers and body (slow clients)
             "loop": "uvloop",
-            "http": "httptools",
+            "http": "booking_platform.serving.slow_clients:DeadlineHttpToolsProtocol",
             "access_log": False,  # every prediction is in the prediction log already
             "log_level": "warning",
         },
