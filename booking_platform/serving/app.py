@@ -147,7 +147,9 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
         serve.poll_seconds,
     )
     prediction_log = PredictionLog(settings.online_predictions_path, serve.log_flush_seconds)
-    explain_budget = ExplainBudget(serve.explained_per_second)
+    explain_budget = ExplainBudget(
+        serve.explained_per_second, max(serve.explained_per_second, serve.max_explained)
+    )
     explaining = anyio.CapacityLimiter(1)  # one explanation at a time per worker, off the loop
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ BOOKING_SERVE_MAX_BODY_BYTES    largest request body; 4 MiB (1,000 bookings are 
 BOOKING_SERVE_LOG_FLUSH_SECONDS how long predictions may wait in memory before the log; 0.5
 BOOKING_SERVE_MAX_EXPLAINED     most bookings one `?explain=true` request may ask reasons for; 100
 BOOKING_SERVE_EXPLAINED_PER_SECOND  bookings a worker explains per second, over all requests
-                                (a burst of one second's worth is allowed); 200
+                                (a burst of one second's worth, or of one request's); 200
 BOOKING_SERVE_HEADER_SECONDS    time a client has to send a request's line and headers; 10
 BOOKING_SERVE_BODY_SECONDS      time a client has to send a request's body once its headers are in;
                                 30
@@ -45,7 +45,7 @@ class ServeSettings:
             or self.max_body_bytes < 1024
             or self.log_flush_seconds <= 0
             or self.max_explained < 0
-            or self.explained_per_second < self.max_explained
+            or self.explained_per_second <= 0
             or self.header_seconds <= 0
             or self.body_seconds <= 0
         ):

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 
@@ -102,6 +103,17 @@ def _serve_process(settings: Settings, port: int) -> subprocess.Popen:
     )
 
 
+def _children(parent: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return children
+
+
 def test_a_second_server_started_while_the_first_loads_is_refused(served_home: Settings) -> None:
     """Both once served: the first's workers had not bound the port yet (they bind once their
     models are loaded), so the second's port check passed and it joined with SO_REUSEPORT."""
@@ -110,7 +122,11 @@ def test_a_second_server_started_while_the_first_loads_is_refused(served_home: S
     first = _serve_process(served_home, port)
     second = None
     try:
-        time.sleep(1)
+        deadline = time.monotonic() + 120
+        while not _children(first.pid):  # past its port check, its workers loading models
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.2)
+        assert not sockets_by_worker(first.pid, port)  # nothing bound yet
         second = _serve_process(served_home, port)
         _, stderr = second.communicate(timeout=120)
         assert second.returncode == 3, stderr
