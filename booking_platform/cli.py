@@ -171,6 +171,8 @@ def run_main_job(settings: Settings) -> int:
 
 
 def _print_summary(settings: Settings, metadata: dict[str, dict[str, object]], gate: list) -> None:
+    import dagster as dg
+
     table = Table(title="booking_platform run", show_header=False)
     cleaned = metadata.get("cleaned_bookings", {})
     raw = metadata.get("raw_bookings", {})
@@ -199,21 +201,43 @@ def _print_summary(settings: Settings, metadata: dict[str, dict[str, object]], g
             ),
         )
     for evaluation in gate:
-        verdict = "[green]PASSED[/]" if evaluation.passed else "[red]FAILED[/]"
+        verdict = (
+            "[green]PASSED[/]"
+            if evaluation.passed
+            # a warning: the candidate had no newer data, the champion stays (core/gate.py)
+            else "[yellow]CHAMPION KEPT[/]"
+            if evaluation.severity == dg.AssetCheckSeverity.WARN
+            else "[red]FAILED[/]"
+        )
         table.add_row("promotion gate", f"{verdict}: {evaluation.description}")
     model = metadata.get("registered_model")
     if model:
-        table.add_row(
-            "champion",
-            f"{model['model_name']} v{model['champion_version']} "
-            f"(previous: {model['previous_champion_version']})",
-        )
+        champion = f"{model['model_name']} v{model['champion_version']}"
+        registered = model.get("registered_version", "none")
+        if registered == "none":
+            table.add_row("champion", f"{champion} ({model['kept_because']})")
+        elif model["moved_champion_alias"]:
+            table.add_row(
+                "champion", f"{champion} (previous: {model['previous_champion_version']})"
+            )
+        else:
+            table.add_row(
+                "champion",
+                f"{champion} stays, trained on newer data; v{registered} registered for the "
+                f"dates it was trained for (from {settings.as_of})",
+            )
     drift = metadata.get("drift_report")
     if drift:
         table.add_row("drift share", f"{drift['drift_share']:.2f}, report {drift['report']}")
     scored = metadata.get("batch_predictions")
     if scored:
-        table.add_row("predictions", f"{scored['rows']:,} rows -> {scored['table']}")
+        table.add_row(
+            "predictions",
+            f"{scored['rows']:,} rows scored by v{scored['model_version']} -> {scored['table']}",
+        )
+    elif model:
+        # the run promoted and ended before scoring: say what the table holds for the date
+        table.add_row("predictions", _scored_by(settings, settings.as_of))
     console.print(table)
     console.print(
         f"Dagit: [bold]make dev[/] then http://127.0.0.1:3000   MLflow UI: "
@@ -233,7 +257,8 @@ def predict_file(
     strict: bool = False,
 ) -> int:
     """Score a bookings file with the champion: one output row per input row, in input order,
-    each booking asked about as still open on `as_of`, or at its booking date without one.
+    each booking asked about as still open on `as_of` (scored by the model that was champion as
+    of that date), or at its booking date without one (scored by the current champion).
 
     A row cleaning would quarantine keeps its place with an empty probability and its reason,
     as the batch job quarantines it; `strict` refuses the whole file instead. Only what makes
@@ -252,9 +277,19 @@ def predict_file(
         )
         return _refuse(f"{input_path}: {len(refused)} row(s) cannot be scored ({detail})")
     registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
-    champion = registry.load_alias(MODEL_NAME)
+    # asked as of a date: the model that was champion then, as the batch scores that date
+    champion = (
+        registry.load_alias(MODEL_NAME)
+        if as_of is None
+        else registry.load_champion_as_of(MODEL_NAME, as_of)
+    )
     if champion is None:
-        return _refuse("no champion model yet: run `make run` first")
+        return _refuse(
+            "no champion model yet: run `make run` first"
+            if as_of is None
+            else f"no model was champion as of {as_of}: every registered model was trained on "
+            "later arrivals (or none exists)"
+        )
     bookings = result.cleaned
     if as_of is not None:
         bookings = bookings.assign(**{SCORED_ON: pd.Timestamp(as_of)})
@@ -297,6 +332,7 @@ def show_predictions(settings: Settings, limit: int) -> int:
     if latest.empty:
         console.print("no predictions yet: run `make run` first")
         return 0
+    as_of = latest["as_of"].iloc[0].date()
     table = Table(title=f"latest predictions (as of {latest['as_of'].iloc[0]:%Y-%m-%d})")
     for column in ("booking_id", "cancel_probability", "predicted_cancel", "model_version"):
         table.add_column(column)
@@ -310,7 +346,32 @@ def show_predictions(settings: Settings, limit: int) -> int:
             "\n".join(_stored_reasons(row)),
         )
     console.print(table)
+    console.print(_scored_by(settings, as_of), soft_wrap=True)
     return 0
+
+
+def _scored_by(settings: Settings, as_of: date) -> str:
+    """Which model versions scored the predictions as of `as_of`, said against the model that is
+    champion as of that date: a run that ends between promoting and scoring leaves them behind
+    until the next run as of that date (or predictions_level_sensor) scores them again."""
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
+        versions = (
+            sorted(set(warehouse.read_slice(connection, "predictions", as_of)["model_version"]))
+            if warehouse.table_exists(connection, "predictions")
+            else []
+        )
+    registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    champion = registry.champion_version_as_of(MODEL_NAME, as_of)
+    expected = f"v{champion.version}" if champion else "no model"
+    scored = ", ".join(f"v{v}" for v in versions)
+    if champion is not None and versions == [champion.version]:
+        return f"predictions as of {as_of} scored by {scored}, the champion as of that date"
+    held = f"scored by {scored}" if versions else "not written yet"
+    return (
+        f"[yellow]predictions as of {as_of} {held}, but the champion as of that date is "
+        f"{expected}[/]: they lag until the next run as of {as_of} scores them (or "
+        "predictions_level_sensor under `make dev`)"
+    )
 
 
 def _read_configured_source(settings: Settings) -> RawSource | None:

@@ -25,6 +25,7 @@ from booking_platform.defs.sensors import (
     build_landing_sensor,
     build_staleness_sensor,
     drift_sensor,
+    predictions_level_sensor,
     realised_performance_sensor,
 )
 
@@ -46,6 +47,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             realised_performance_sensor,
             drift_sensor,
             build_landing_sensor(settings.landing_dir),
+            predictions_level_sensor,
         ],
         resources=build_resources(settings),
         # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step

@@ -1,13 +1,24 @@
-"""The promotion gate: absolute floors, then "not worse than the champion on the same holdout"."""
+"""The promotion gate: absolute floors, then newer data than the champion's, then "not worse
+than the champion on the same holdout".
+
+The champion a candidate trained as of T is judged against is the one that was champion as of T
+(core/champions.py). A candidate with no arrivals newer than that champion's (a rerun of the same
+as-of date, or a retraining the sensors asked for on the date the champion was trained) is not
+promoted: there is nothing it could have learnt that the champion did not, and the two cannot be
+compared fairly on rows the champion trained on. That verdict keeps the champion without failing
+anything (`kept`); failing a floor or the comparison is a refusal.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from booking_platform.core.champions import trained_on_newer_data
 from booking_platform.core.training import CancellationModel, ValidatedModel, calibration_error
 
 MIN_ROC_AUC = 0.80
@@ -19,8 +30,10 @@ MIN_COMPARISON_ROWS = 500
 
 @dataclass
 class GateDecision:
-    passed: bool
+    passed: bool  # the candidate may become champion
     comparisons: list[str] = field(default_factory=list)
+    # not promoted, and not refused either: the candidate has no data newer than the champion's
+    kept: bool = False
     champion_roc_auc: float | None = None
     candidate_roc_auc_on_shared_rows: float | None = None
 
@@ -52,6 +65,16 @@ def judge(
         return decision
     # unregistered champions (the backtest's) are named by their training date
     name = f"v{champion_version}" if champion_version else f"as of {champion.train_end}"
+    candidate_as_of = validated.model.train_end
+    if not trained_on_newer_data(
+        date.fromisoformat(candidate_as_of), date.fromisoformat(champion.train_end)
+    ):
+        decision.comparisons.append(
+            f"KEEP champion {name}: trained as of {champion.train_end}, the candidate as of "
+            f"{candidate_as_of}; no arrivals newer than the champion's, so no reason to replace it"
+        )
+        decision.kept, decision.passed = decision.passed, False  # a refusal stays a refusal
+        return decision
     # The champion must not be judged on rows it was trained on: keep holdout arrivals on or
     # after the champion's training end.
     shared = (validated.holdout["arrival_date"] >= pd.Timestamp(champion.train_end)).to_numpy()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +16,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from booking_platform.core.champions import TrainedVersion, champion_as_of, trained_on_newer_data
 from booking_platform.core.cleaning import type_bookings
 from booking_platform.core.drift import reference_sample
 from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
@@ -25,6 +28,8 @@ if TYPE_CHECKING:  # the search's libraries (optuna, xgboost) stay out of the se
 EXPERIMENT_NAME = "booking_cancellation"
 CHAMPION = "champion"
 CHALLENGER = "challenger"  # set by a person to A/B test or shadow a model in the HTTP service
+AS_OF_TAG = "as_of"  # on runs and versions: the as-of date the model was trained as of
+DAGSTER_RUN_TAG = "dagster_run_id"  # on a candidate's MLflow run: the Dagster run that opened it
 REFERENCE_ARTIFACT = "reference/features.parquet"
 # Listed by hand: inferring requirements costs seconds per model and lists unrelated packages.
 PIP_REQUIREMENTS = ["lightgbm", "pandas<3", "scikit-learn", "booking_platform"]
@@ -138,22 +143,112 @@ def reference_features(run_id: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def promote(model_name: str, model_uri: str, tags: dict[str, str]) -> tuple[str, str | None]:
-    """Register the logged model and move `champion` to it in one call.
+def trained_version(version: ModelVersion) -> TrainedVersion | None:
+    """A version and its training date: its own `as_of` tag, else its MLflow run's (a candidate
+    a person registered by hand from the MLflow UI); None when neither says."""
+    as_of = version.tags.get(AS_OF_TAG)
+    if as_of is None and version.run_id:
+        as_of = MlflowClient().get_run(version.run_id).data.tags.get(AS_OF_TAG)
+    if as_of is None:
+        return None
+    return TrainedVersion(str(version.version), date.fromisoformat(as_of))
 
-    The previous champion's version stays in the registry, tagged as replaced. Returns the new
-    version and the previous one (None for the first model).
+
+def trained_versions(model_name: str) -> list[TrainedVersion]:
+    """Every registered version that says what it was trained as of (the gate's registrations)."""
+    found = MlflowClient().search_model_versions(f"name='{model_name}'")
+    return [trained for v in found if (trained := trained_version(v)) is not None]
+
+
+def alias_holder(model_name: str) -> TrainedVersion | None:
+    """The version behind `champion` and its training date (None: no alias, or a version that
+    does not say what it was trained as of: it then counts as older than any dated one)."""
+    entry = alias_version(model_name)
+    return None if entry is None else trained_version(entry)
+
+
+def champion_version_as_of(model_name: str, as_of: date) -> TrainedVersion | None:
+    """The version that was champion as of `as_of` (core/champions.py) and its training date."""
+    return champion_as_of(trained_versions(model_name), as_of, alias_holder(model_name))
+
+
+def champion_entry_as_of(model_name: str, as_of: date) -> ModelVersion | None:
+    """The registry entry of the model that was champion as of `as_of`."""
+    chosen = champion_version_as_of(model_name, as_of)
+    return None if chosen is None else MlflowClient().get_model_version(model_name, chosen.version)
+
+
+def load_champion_as_of(model_name: str, as_of: date) -> RegisteredVersion | None:
+    entry = champion_entry_as_of(model_name, as_of)
+    return None if entry is None else load_version(model_name, entry)
+
+
+@dataclass(frozen=True)
+class Registration:
+    version: str
+    champion: str  # the version behind `champion` afterwards
+    previous_champion: str | None  # behind `champion` before (None: the first model)
+
+    @property
+    def moved_alias(self) -> bool:
+        return self.champion == self.version
+
+
+def promote(model_name: str, model_uri: str, as_of: date, tags: dict[str, str]) -> Registration:
+    """Register the gated model, trained as of `as_of`, and move `champion` to it when it was
+    trained on newer data than the current champion's.
+
+    A model trained on older data (a backfill of earlier dates) is registered for the dates it
+    belongs to (champion_as_of) and the alias stays. The replaced champion stays in the registry,
+    tagged as replaced.
     """
     client = MlflowClient()
+    version = str(
+        mlflow.register_model(model_uri, model_name, tags={**tags, AS_OF_TAG: str(as_of)}).version
+    )
+    # read after registering: a promotion that registered meanwhile is seen here
+    holder = alias_holder(model_name)
     previous = load_alias_version(model_name)
-    version = mlflow.register_model(model_uri, model_name, tags=tags)
-    client.set_registered_model_alias(model_name, CHAMPION, version.version)
-    if previous is not None:
+    if previous is not None and not trained_on_newer_data(as_of, holder and holder.as_of):
         client.set_model_version_tag(
-            model_name, previous, "replaced_by_version", str(version.version)
+            model_name,
+            version,
+            "alias_kept_by",
+            f"v{previous} trained as of {holder.as_of}: newer data than this version's",
         )
+        return Registration(version, champion=previous, previous_champion=previous)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    if previous is not None:
+        client.set_model_version_tag(model_name, previous, "replaced_by_version", version)
         client.set_model_version_tag(model_name, previous, "previous_champion", "true")
-    return str(version.version), previous
+    return Registration(version, champion=version, previous_champion=previous)
+
+
+def close_orphaned_runs(experiment_id: str, finished: Callable[[str], bool]) -> list[str]:
+    """Mark FAILED the experiment's MLflow runs left RUNNING by a Dagster run that has ended.
+
+    A run killed while its candidate was being logged never closes its MLflow run. `finished`
+    says whether a Dagster run id belongs to a run that is over (failed, succeeded, canceled or
+    unknown to the instance); runs still going, on this host or another, are left alone.
+    Returns the MLflow run ids closed.
+    """
+    client = MlflowClient()
+    running = client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    )
+    closed = []
+    for run in running:
+        dagster_run_id = run.data.tags.get(DAGSTER_RUN_TAG)
+        if dagster_run_id is None or not finished(dagster_run_id):
+            continue
+        client.set_tag(
+            run.info.run_id,
+            "closed_because",
+            f"Dagster run {dagster_run_id} ended while this run was open",
+        )
+        client.set_terminated(run.info.run_id, status="FAILED")
+        closed.append(run.info.run_id)
+    return closed
 
 
 BACKTEST_EXPERIMENT = "booking_cancellation_backtest"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from booking_platform.core.explanations import reason_columns, top_reasons
@@ -28,3 +30,31 @@ def score_bookings(
         explained = top_reasons(model, bookings, features, k=reasons)
         scores = pd.concat([scores, reason_columns(explained, k=reasons)], axis=1)
     return scores
+
+
+@dataclass(frozen=True)
+class PredictionAudit:
+    """What is wrong with one as-of date's predictions (all zero / empty when nothing is)."""
+
+    missing: int  # open bookings without a prediction
+    unexpected: int  # predictions of bookings that are not open that day
+    duplicated: int  # bookings predicted more than once
+    out_of_range: int  # probabilities missing or outside [0, 1]
+    without_reasons: int  # predictions without their stored reasons
+    versions: tuple[str, ...]  # the model versions that scored the rows
+
+
+def audit_predictions(predictions: pd.DataFrame, open_booking_ids: pd.Series) -> PredictionAudit:
+    """Compare an as-of date's stored predictions with the bookings open that day."""
+    scored, expected = set(predictions["booking_id"]), set(open_booking_ids)
+    probability = predictions["cancel_probability"]
+    # a column missing altogether (rows written before reasons were stored) counts as empty
+    reasons = predictions.reindex(columns=["reason_1", "reasons"])
+    return PredictionAudit(
+        missing=len(expected - scored),
+        unexpected=len(scored - expected),
+        duplicated=int(predictions["booking_id"].duplicated().sum()),
+        out_of_range=int((~probability.between(0.0, 1.0)).sum()),  # NaN is not between
+        without_reasons=int(reasons.isna().any(axis=1).sum()),
+        versions=tuple(sorted(predictions["model_version"].astype(str).unique())),
+    )

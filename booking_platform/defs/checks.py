@@ -1,4 +1,5 @@
-"""Asset checks: data checks on cleaned_bookings and the promotion gate on candidate_model."""
+"""Asset checks: data checks on cleaned_bookings, the promotion gate on candidate_model and the
+checks of what batch_predictions wrote."""
 
 import warnings
 from datetime import date
@@ -10,6 +11,8 @@ import pandera.pandas as pa
 
 from booking_platform.core import gate
 from booking_platform.core.bounds import pandera_columns
+from booking_platform.core.cleaning import open_bookings
+from booking_platform.core.scoring import audit_predictions
 from booking_platform.core.source import OUTCOME_COLUMNS
 from booking_platform.core.warehouse import column_types, read_slice
 from booking_platform.defs.assets.ingestion import (
@@ -19,6 +22,7 @@ from booking_platform.defs.assets.ingestion import (
     cleaned_bookings,
 )
 from booking_platform.defs.assets.modeling import Candidate, candidate_model
+from booking_platform.defs.assets.predictions import PREDICTIONS_TABLE, batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, Warehouse
 
@@ -133,7 +137,9 @@ def cleaned_bookings_complete(
 def promotion_gate(
     candidate_model: Candidate, mlflow_registry: MlflowRegistry
 ) -> dg.AssetCheckResult:
-    champion = mlflow_registry.champion()
+    # judged against the champion of the candidate's own date: in a backfill of earlier dates,
+    # the model that was champion then, not one trained on later arrivals
+    champion = mlflow_registry.champion_as_of(date.fromisoformat(candidate_model.as_of))
     decision = gate.judge(
         candidate_model.validated,
         champion.model if champion else None,
@@ -141,6 +147,7 @@ def promotion_gate(
     )
     metadata: dict[str, object] = {
         "comparisons": dg.MetadataValue.md("\n".join(f"- {c}" for c in decision.comparisons)),
+        "verdict": "promote" if decision.passed else "keep champion" if decision.kept else "refuse",
         "candidate_run_id": candidate_model.run_id,
         "champion_version": champion.version if champion else "none",
         "candidate_holdout_roc_auc": candidate_model.validated.metrics["roc_auc"],
@@ -150,7 +157,65 @@ def promotion_gate(
         metadata["candidate_roc_auc_same_rows"] = decision.candidate_roc_auc_on_shared_rows
     return dg.AssetCheckResult(
         passed=decision.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
+        # keeping the champion is no failure of the run: registered_model registers nothing and
+        # batch_predictions scores with the champion, so a rerun still brings predictions level
+        severity=dg.AssetCheckSeverity.WARN if decision.kept else dg.AssetCheckSeverity.ERROR,
         description="; ".join(decision.comparisons),
         metadata=metadata,
+    )
+
+
+PREDICTION_CHECKS = {
+    "one_row_per_open_booking": "Exactly one prediction per booking open on the as-of date.",
+    "probabilities_in_range": "Every probability present and within [0, 1].",
+    "reasons_present": "Every prediction has its top reasons stored.",
+    "scored_by_champion_as_of": "Scored by the model that was champion as of the as-of date.",
+}
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            name,
+            asset=batch_predictions,
+            description=description,
+            partitions_def=as_of_partitions,
+            # realised_performance must not grade predictions that failed these
+            blocking=True,
+        )
+        for name, description in PREDICTION_CHECKS.items()
+    ],
+)
+def batch_predictions_checks(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, mlflow_registry: MlflowRegistry
+):
+    """One read of the as-of date's predictions, four verdicts."""
+    as_of = _as_of(context)
+    with warehouse.connect(read_only=True) as connection:
+        predictions = read_slice(connection, PREDICTIONS_TABLE, as_of)
+        cleaned = read_slice(connection, CLEANED_TABLE, as_of)
+    audit = audit_predictions(predictions, open_bookings(cleaned, as_of)["booking_id"])
+    champion = mlflow_registry.champion_entry_as_of(as_of)
+    expected = str(champion.version) if champion else "none"
+
+    def result(name: str, passed: bool, **metadata: object) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(
+            asset_key=batch_predictions.key, check_name=name, passed=passed, metadata=metadata
+        )
+
+    yield result(
+        "one_row_per_open_booking",
+        audit.missing == audit.unexpected == audit.duplicated == 0,
+        rows=len(predictions),
+        open_bookings_without_prediction=audit.missing,
+        predicted_bookings_not_open=audit.unexpected,
+        duplicated_bookings=audit.duplicated,
+    )
+    yield result("probabilities_in_range", audit.out_of_range == 0, out_of_range=audit.out_of_range)
+    yield result("reasons_present", audit.without_reasons == 0, without=audit.without_reasons)
+    yield result(
+        "scored_by_champion_as_of",
+        audit.versions == (expected,),
+        scored_by=", ".join(audit.versions) or "none",
+        champion_as_of=expected,
     )

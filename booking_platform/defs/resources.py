@@ -68,9 +68,28 @@ class MlflowRegistry(dg.ConfigurableResource):
     def experiment_id(self) -> str:
         return registry.use_store(self.tracking_uri, Path(self.artifact_root))
 
-    def champion(self) -> registry.RegisteredVersion | None:
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Each run that uses the registry first closes, as FAILED, the candidates' MLflow runs
+        that ended Dagster runs left RUNNING (a run killed while logging its candidate)."""
+        instance = context.instance
+        if instance is None:  # a resource built outside a run (tests, scripts)
+            return
+
+        def finished(dagster_run_id: str) -> bool:
+            run = instance.get_run_by_id(dagster_run_id)
+            return dagster_run_id != context.run_id and (run is None or run.is_finished)
+
+        for run_id in registry.close_orphaned_runs(self.experiment_id(), finished):
+            context.log.warning(f"closed MLflow run {run_id} as FAILED: its Dagster run ended")
+
+    def champion_as_of(self, as_of: date) -> registry.RegisteredVersion | None:
+        """The model that was champion as of `as_of` (core/champions.py), loaded."""
         self.experiment_id()
-        return registry.load_alias(self.model_name)
+        return registry.load_champion_as_of(self.model_name, as_of)
+
+    def champion_entry_as_of(self, as_of: date) -> ModelVersion | None:
+        self.experiment_id()
+        return registry.champion_entry_as_of(self.model_name, as_of)
 
     def champion_entry(self) -> ModelVersion | None:
         """Version and run id only: no model loading, for callers that need just those."""

@@ -8,6 +8,8 @@ performance: the realised ROC AUC of a recent arrival month fell under a floor.
 landing: a new PMS snapshot in the landing folder becomes a partition and a run that ingests it.
 drift: the open bookings drifted from those open on the same date a year earlier beyond the
 thresholds in core/drift.py (drift_report records the verdict).
+predictions level: a run registered a champion for a date and ended before scoring that date
+(killed, or failed in between): that date is scored again with the champion as of it.
 """
 
 import json
@@ -199,3 +201,38 @@ def build_landing_sensor(landing_dir: Path) -> dg.SensorDefinition:
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
 
     return landing_sensor
+
+
+@dg.sensor(
+    job=scoring_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Rescore an as-of date whose champion was registered after its predictions were "
+    "written (a run that ended between registered_model and batch_predictions).",
+)
+def predictions_level_sensor(context: dg.SensorEvaluationContext):
+    instance = context.instance
+    registered = instance.fetch_materializations(dg.AssetKey("registered_model"), limit=1).records
+    if not registered:
+        return dg.SkipReason("no registered_model yet")
+    registration = registered[0]
+    as_of = registration.partition_key
+    rescored = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("batch_predictions"),
+            asset_partitions=[as_of],
+            after_storage_id=registration.storage_id,
+        ),
+        limit=1,
+    ).records
+    if rescored:
+        return dg.SkipReason(f"predictions as of {as_of} were written after the last registration")
+    unfinished = instance.get_runs(dg.RunsFilter(statuses=UNFINISHED), limit=1)
+    if unfinished:
+        return dg.SkipReason(f"run {unfinished[0].run_id} is still going: it may score {as_of}")
+    return dg.RunRequest(
+        # once per registration: a rescoring that fails is not retried every minute
+        run_key=f"level:{as_of}:{registration.run_id}",
+        partition_key=as_of,
+        tags={"booking_platform/trigger": f"predictions as of {as_of} lag its champion"},
+    )

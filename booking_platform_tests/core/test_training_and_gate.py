@@ -107,12 +107,30 @@ def test_gate_compares_with_the_champion_on_rows_it_never_saw(
     assert any("vs champion v1" in c and c.startswith("FAIL") for c in for_weak.comparisons)
 
 
-def test_gate_skips_the_comparison_when_the_champion_saw_the_holdout(
-    strong: ValidatedModel,
+def test_gate_skips_the_comparison_when_few_holdout_rows_are_new_to_the_champion(
+    cleaned: pd.DataFrame, strong: ValidatedModel
 ) -> None:
-    decision = gate.judge(strong, strong.model, "3")
+    champion = _train(build_feature_set(cleaned, date(2017, 4, 1))).model
+    decision = gate.judge(strong, champion, "3")
     assert decision.passed and decision.champion_roc_auc is None
     assert any(c.startswith("SKIP champion v3 was trained") for c in decision.comparisons)
+
+
+def test_gate_keeps_a_champion_trained_on_the_same_or_newer_data(
+    cleaned: pd.DataFrame, strong: ValidatedModel, weak: ValidatedModel
+) -> None:
+    # a rerun of the same as-of date: nothing the champion did not see, so nothing to promote
+    rerun = gate.judge(strong, strong.model, "3")
+    assert not rerun.passed and rerun.kept
+    assert rerun.comparisons[-1].startswith(
+        "KEEP champion v3: trained as of 2017-05-01, the candidate as of 2017-05-01"
+    )
+    # a candidate trained on older data than the champion's never replaces it
+    older = gate.judge(_train(build_feature_set(cleaned, date(2016, 11, 1))), strong.model, "3")
+    assert not older.passed and older.kept
+    # failing a floor stays a refusal, whatever the dates
+    refused = gate.judge(weak, strong.model, "3")
+    assert not refused.passed and not refused.kept
 
 
 def test_candidate_plots_and_monthly_roc_auc_cover_the_holdout(strong: ValidatedModel) -> None:

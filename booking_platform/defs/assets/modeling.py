@@ -3,7 +3,7 @@ model_search (model families and a tuned LightGBM; its best configuration feeds 
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -11,6 +11,7 @@ import pandas as pd
 
 from booking_platform.config import DEFAULT_CHAMPION_MAX_AGE_DAYS
 from booking_platform.core import registry
+from booking_platform.core.champions import trained_on_newer_data
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.plots import (
     CANDIDATE_PLOT_TITLES,
@@ -95,8 +96,8 @@ def candidate_model(
             "calibration": validated.calibration.method,
         },
         tags={
-            "dagster_run_id": context.run_id,
-            "as_of": as_of,
+            registry.DAGSTER_RUN_TAG: context.run_id,
+            registry.AS_OF_TAG: as_of,
             "configuration": search.describe(),
         },
         plots=plots,
@@ -146,29 +147,67 @@ def candidate_model(
 def registered_model(
     context: dg.AssetExecutionContext, candidate_model: Candidate, mlflow_registry: MlflowRegistry
 ) -> dg.MaterializeResult:
-    """Registers the gated candidate and moves alias `champion` to it in one step."""
+    """Registers the gated candidate and moves alias `champion` to it in one step.
+
+    A candidate with no data newer than the champion as of its date (the gate kept the champion)
+    is not registered; one trained on older data than the current champion's (a backfill of
+    earlier dates) is registered for those dates and the alias stays (core/champions.py).
+    """
     mlflow_registry.experiment_id()
-    version, previous = registry.promote(
-        mlflow_registry.model_name,
+    name = mlflow_registry.model_name
+    as_of = date.fromisoformat(candidate_model.as_of)
+    champion_then = registry.champion_version_as_of(name, as_of)
+    if not trained_on_newer_data(as_of, champion_then and champion_then.as_of):
+        kept = (
+            f"not registered: champion v{champion_then.version} was trained as of "
+            f"{champion_then.as_of}, the candidate as of {as_of} has no newer data"
+        )
+        context.log.info(kept)
+        return dg.MaterializeResult(
+            metadata=_champion_metadata(name, champion_then)
+            | {"registered_version": "none", "kept_because": kept}
+        )
+    registration = registry.promote(
+        name,
         candidate_model.model_uri,
+        as_of,
         tags={
-            "dagster_run_id": context.run_id,
-            "as_of": candidate_model.as_of,
+            registry.DAGSTER_RUN_TAG: context.run_id,
             "mlflow_run_id": candidate_model.run_id,
             "holdout_roc_auc": f"{candidate_model.validated.metrics['roc_auc']:.4f}",
         },
     )
-    context.log.info(f"champion is now version {version} (was {previous})")
+    if registration.moved_alias:
+        context.log.info(
+            f"champion is now version {registration.version} (was {registration.previous_champion})"
+        )
+    else:
+        context.log.info(
+            f"registered version {registration.version} for as-of {as_of}; champion stays "
+            f"v{registration.champion}, trained on newer data"
+        )
     return dg.MaterializeResult(
-        metadata={
-            "model_name": mlflow_registry.model_name,
-            "champion_version": version,
-            "trained_as_of": candidate_model.as_of,
-            "previous_champion_version": previous or "none",
+        metadata=_champion_metadata(name, None)
+        | {
+            "registered_version": registration.version,
+            "moved_champion_alias": registration.moved_alias,
+            "previous_champion_version": registration.previous_champion or "none",
             "mlflow_run_id": candidate_model.run_id,
             "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),
         }
     )
+
+
+def _champion_metadata(
+    model_name: str, champion: registry.TrainedVersion | None
+) -> dict[str, object]:
+    """Who holds `champion` after the step; the staleness sensor reads its training date."""
+    holder = registry.alias_holder(model_name) or champion
+    return {
+        "model_name": model_name,
+        "champion_version": holder.version if holder else "none",
+        "trained_as_of": str(holder.as_of) if holder else "none",
+    }
 
 
 class ModelSearchConfig(dg.Config):

@@ -41,8 +41,9 @@ def drift_report(
     seasonal = reference is not None
     reference_name = f"bookings open on {year_earlier(booking_features.as_of)}"
     if not seasonal:
-        # the drift reference is an artifact of the champion's run: no need to load the model
-        champion = mlflow_registry.champion_entry()
+        # the drift reference is an artifact of the champion's run: no need to load the model;
+        # the champion as of the run's date, as batch_predictions scores with
+        champion = mlflow_registry.champion_entry_as_of(booking_features.as_of)
         if champion is not None:
             reference = registry.reference_features(champion.run_id)
             reference_name = f"champion v{champion.version} training sample"

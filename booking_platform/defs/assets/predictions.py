@@ -13,6 +13,8 @@ from booking_platform.defs.assets.modeling import registered_model
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 
+PREDICTIONS_TABLE = "predictions"
+
 
 @dg.asset(
     group_name="predictions",
@@ -31,22 +33,32 @@ def batch_predictions(
     warehouse: Warehouse,
     mlflow_registry: MlflowRegistry,
 ) -> dg.MaterializeResult:
-    """Scores open bookings with the champion; a rerun for the same as-of replaces its rows."""
-    champion = mlflow_registry.champion()
+    """Scores open bookings with the model that was champion as of the run's date (the newest
+    promoted model trained as of a date not after it; core/champions.py), so a backfill never
+    scores a date with a model that saw later arrivals; a rerun for the same as-of replaces its
+    rows, and brings them level with a champion promoted after they were written."""
+    as_of = booking_features.as_of
+    champion = mlflow_registry.champion_as_of(as_of)
     if champion is None:
-        raise ValueError("no champion model in the registry: materialise registered_model first")
+        raise ValueError(
+            f"no model was champion as of {as_of}: every registered model was trained on later "
+            f"arrivals (or none exists); run booking_platform_job or retraining_job as of {as_of} "
+            "to train one for that date"
+        )
     open_rows, _ = booking_features.part("open")
     predictions = score_bookings(
         champion.model, open_rows, champion.version, reasons=REASONS_PER_BOOKING
-    ).assign(as_of=booking_features.as_of, scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None))
+    ).assign(as_of=as_of, scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None))
     with warehouse.connect() as connection:
-        replace_predictions(connection, booking_features.as_of, predictions)
-    context.log.info(f"wrote {len(predictions):,} predictions as of {booking_features.as_of}")
+        replace_predictions(connection, as_of, predictions)
+    context.log.info(
+        f"wrote {len(predictions):,} predictions as of {as_of} with v{champion.version}"
+    )
     return dg.MaterializeResult(
         metadata={
             "table": f"{platform.settings.warehouse_location}::predictions",
             "rows": len(predictions),
-            "as_of": str(booking_features.as_of),
+            "as_of": str(as_of),
             "model_version": champion.version,
             "predicted_cancellations": int(predictions["predicted_cancel"].sum()),
             "mean_cancel_probability": float(predictions["cancel_probability"].mean()),

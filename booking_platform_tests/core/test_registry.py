@@ -1,0 +1,73 @@
+"""The registry on a real MLflow sqlite store: the alias only moves forward in training time."""
+
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from booking_platform.core import registry
+
+MODEL = "booking_cancellation_test"
+
+
+class _Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.Series:  # noqa: ARG002
+        return pd.Series(0.5, index=model_input.index)
+
+
+def _logged_model(tmp_path: Path, run_tags: dict[str, str] | None = None) -> str:
+    experiment_id = registry.use_store(
+        f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "artifacts"
+    )
+    with mlflow.start_run(experiment_id=experiment_id, tags=run_tags):
+        return mlflow.pyfunc.log_model(name="model", python_model=_Constant()).model_uri
+
+
+def test_the_alias_never_moves_to_older_training_data_and_each_date_finds_its_champion(
+    tmp_path: Path,
+) -> None:
+    uri = _logged_model(tmp_path)
+    may = registry.promote(MODEL, uri, date(2017, 5, 1), tags={})
+    assert (may.version, may.champion, may.previous_champion) == ("1", "1", None)
+    # a backfill of an earlier date: registered for its dates, the alias stays
+    march = registry.promote(MODEL, uri, date(2017, 3, 1), tags={})
+    assert (march.version, march.champion, march.moved_alias) == ("2", "1", False)
+    assert registry.load_alias_version(MODEL) == "1"
+    assert (
+        "v1 trained as of 2017-05-01"
+        in MlflowClient().get_model_version(MODEL, "2").tags["alias_kept_by"]
+    )
+    july = registry.promote(MODEL, uri, date(2017, 7, 1), tags={"holdout_roc_auc": "0.9"})
+    assert (july.version, july.champion, july.previous_champion) == ("3", "3", "1")
+    assert MlflowClient().get_model_version(MODEL, "1").tags["replaced_by_version"] == "3"
+    assert MlflowClient().get_model_version(MODEL, "3").tags == {
+        "holdout_roc_auc": "0.9",
+        "as_of": "2017-07-01",
+    }
+
+    def champion_on(day: date) -> str | None:
+        entry = registry.champion_entry_as_of(MODEL, day)
+        return None if entry is None else str(entry.version)
+
+    assert champion_on(date(2017, 2, 1)) is None
+    assert champion_on(date(2017, 4, 1)) == "2"
+    assert champion_on(date(2017, 6, 30)) == "1"
+    assert champion_on(date(2017, 7, 1)) == "3"
+    assert champion_on(date(2018, 1, 1)) == "3"
+
+
+def test_a_version_registered_by_hand_is_dated_by_its_run_and_an_alias_moved_by_hand_is_followed(
+    tmp_path: Path,
+) -> None:
+    registry.promote(MODEL, _logged_model(tmp_path), date(2017, 5, 1), tags={})
+    # registered from the MLflow UI: no tags on the version, the candidate's run says the date
+    by_hand = mlflow.register_model(
+        _logged_model(tmp_path, {registry.AS_OF_TAG: "2017-03-01"}), MODEL
+    )
+    assert registry.trained_version(by_hand) == registry.TrainedVersion("2", date(2017, 3, 1))
+    # a person rolls `champion` back to it: dates from March on follow the person
+    MlflowClient().set_registered_model_alias(MODEL, registry.CHAMPION, "2")
+    assert registry.champion_version_as_of(MODEL, date(2017, 6, 1)).version == "2"
+    assert registry.champion_version_as_of(MODEL, date(2017, 2, 1)) is None
