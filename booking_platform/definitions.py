@@ -13,6 +13,7 @@ from booking_platform.defs.assets import (
     predictions,
     serving,
 )
+from booking_platform.defs.executors import build_executor
 from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
 from booking_platform.defs.resources import build_resources
 from booking_platform.defs.sensors import (
@@ -38,8 +39,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_landing_sensor(settings.landing_dir),
         ],
         resources=build_resources(settings),
-        # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step
-        executor=dg.in_process_executor,
+        executor=build_executor(settings),
     )
 
 

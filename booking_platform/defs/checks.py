@@ -17,6 +17,7 @@ from booking_platform.defs.assets.ingestion import (
     cleaned_bookings,
 )
 from booking_platform.defs.assets.modeling import Candidate, candidate_model
+from booking_platform.defs.executors import PROMOTION_POOL
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, Warehouse
 
@@ -125,6 +126,7 @@ def cleaned_bookings_complete(
     asset=candidate_model,
     partitions_def=as_of_partitions,
     blocking=True,
+    pool=PROMOTION_POOL,
     description="Promotion gate: floors, then not worse than the champion on the same holdout.",
 )
 def promotion_gate(
