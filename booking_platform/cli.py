@@ -535,7 +535,8 @@ def cluster_command(settings: Settings, action: str) -> int:
 
     if action == "down":
         stopped = services.stop_cluster(settings)
-        console.print(f"stopped {', '.join(stopped) or 'nothing (no cluster running)'}")
+        listed = ", ".join(f"{name} ({how})" for name, how in stopped.items())
+        console.print(f"stopped {listed or 'nothing (no cluster running)'}")
         return 0
     if action == "status":
         alive = services.running(settings)

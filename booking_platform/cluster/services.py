@@ -291,9 +291,9 @@ def start_cluster(settings: Settings, timeout: float = 240) -> dict[str, int]:
     return started
 
 
-def stop_cluster(settings: Settings, timeout: float = STOP_SECONDS) -> list[str]:
+def stop_cluster(settings: Settings, timeout: float = STOP_SECONDS) -> dict[str, str]:
     """Stop every service of this home by its process group: SIGTERM, then SIGKILL after
-    `timeout` seconds. Returns the names stopped; PID files are removed."""
+    `timeout` seconds. Returns name -> how it stopped; PID files are removed."""
     alive = running(settings)
     # webserver and daemon first: nothing new is launched while runs and workers stop
     order = ["webserver", "daemon", "code-server"]
@@ -304,9 +304,12 @@ def stop_cluster(settings: Settings, timeout: float = STOP_SECONDS) -> list[str]
     deadline = time.monotonic() + timeout
     while any(group_processes(alive[n]) for n in names) and time.monotonic() < deadline:
         time.sleep(0.5)
+    how = {}
     for name in names:
+        how[name] = "SIGTERM"
         if group_processes(alive[name]):
             os.killpg(alive[name], signal.SIGKILL)
+            how[name] = f"SIGKILL after {timeout:.0f} s"
     for pid_file in settings.cluster_dir.glob("*.pid"):
         pid_file.unlink()
-    return names
+    return how
