@@ -4,6 +4,9 @@ BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cach
 BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
+BOOKING_PLATFORM_WAREHOUSE_URL  the warehouse tables in PostgreSQL (`postgresql://user@host/db`,
+                       schema `warehouse`) instead of the DuckDB file under the home; on the
+                       cluster profile it defaults to the database below
 MLFLOW_TRACKING_URI    MLflow's tracking server or store; default sqlite under the home (embedded)
                        or http://127.0.0.1:5000 (cluster)
 
@@ -67,6 +70,11 @@ class ClusterSettings:
         return f"{self.pg_db}_mlflow"
 
     @property
+    def warehouse_url(self) -> str:
+        """The warehouse tables: the instance's database (psycopg 3 takes the plain URL)."""
+        return f"{self.pg_url.rstrip('/')}/{self.pg_db}"
+
+    @property
     def dagit_url(self) -> str:
         return f"http://127.0.0.1:{self.dagit_port}"
 
@@ -77,6 +85,7 @@ class Settings:
     source: str
     as_of: date
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
+    warehouse_url: str = ""
     profile: str = EMBEDDED
     mlflow_uri: str | None = None
     io_uri: str | None = None
@@ -84,7 +93,13 @@ class Settings:
 
     @property
     def warehouse_path(self) -> Path:
+        """The DuckDB file, when the warehouse is not on a PostgreSQL server."""
         return self.home / "warehouse.duckdb"
+
+    @property
+    def warehouse_location(self) -> str:
+        """Where the tables are: the PostgreSQL URL when one is set, else the DuckDB file."""
+        return self.warehouse_url or str(self.warehouse_path)
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -166,11 +181,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dagit_port=int(env.get("BOOKING_PLATFORM_DAGIT_PORT") or defaults.dagit_port),
         mlflow_artifacts=env.get("BOOKING_PLATFORM_MLFLOW_ARTIFACTS") or None,
     )
+    # the cluster's tables sit in the instance's database (schema `warehouse`)
+    default_warehouse = cluster.warehouse_url if profile == CLUSTER else ""
     return Settings(
         home=home,
         source=source,
         as_of=as_of,
         champion_max_age_days=max_age,
+        warehouse_url=env.get("BOOKING_PLATFORM_WAREHOUSE_URL") or default_warehouse,
         profile=profile,
         mlflow_uri=env.get("MLFLOW_TRACKING_URI") or None,
         io_uri=env.get("BOOKING_PLATFORM_IO_URI") or None,

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import duckdb
 from mlflow.entities.model_registry import ModelVersion
 
 from booking_platform.config import MODEL_NAME, Settings
@@ -25,26 +25,36 @@ class PlatformSettings(dg.ConfigurableResource):
     home: str
     source: str
     as_of: str
+    warehouse_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlatformSettings":
-        return cls(home=str(settings.home), source=settings.source, as_of=str(settings.as_of))
+        return cls(
+            home=str(settings.home),
+            source=settings.source,
+            as_of=str(settings.as_of),
+            warehouse_url=settings.warehouse_url,
+        )
 
     @property
     def settings(self) -> Settings:
         return Settings(
-            home=Path(self.home), source=self.source, as_of=date.fromisoformat(self.as_of)
+            home=Path(self.home),
+            source=self.source,
+            as_of=date.fromisoformat(self.as_of),
+            warehouse_url=self.warehouse_url,
         )
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The DuckDB file; connections are short because DuckDB admits one writer process."""
+    """The tables: a DuckDB file (connections short: DuckDB admits one writer process) or a
+    PostgreSQL URL; `core/warehouse.py`'s functions work on either connection."""
 
-    path: str
+    location: str
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(Path(self.path), read_only=read_only) as connection:
+    def connect(self, read_only: bool = False) -> Iterator[Any]:
+        with warehouse.connect(self.location, read_only=read_only) as connection:
             yield connection
 
 
@@ -75,7 +85,7 @@ class MlflowRegistry(dg.ConfigurableResource):
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "platform": PlatformSettings.from_settings(settings),
-        "warehouse": Warehouse(path=str(settings.warehouse_path)),
+        "warehouse": Warehouse(location=settings.warehouse_location),
         "mlflow_registry": MlflowRegistry(
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_root=str(settings.mlflow_artifact_root),

@@ -70,7 +70,9 @@ class Cluster:
         ]
 
     def predictions(self) -> pd.DataFrame:
-        with warehouse.connect(self.settings.warehouse_path, read_only=True) as connection:
+        # PostgreSQL: the cluster profile's default warehouse, in the instance's database
+        assert self.settings.warehouse_location.startswith("postgresql://")
+        with warehouse.connect(self.settings.warehouse_location, read_only=True) as connection:
             return warehouse.read_table(connection, "predictions")
 
 
@@ -239,7 +241,7 @@ def test_the_embedded_profile_gives_the_same_probabilities(
     )
     with dg.instance_for_test() as embedded_instance:
         assert run_main_job(embedded, embedded_instance).success
-    with warehouse.connect(embedded.warehouse_path, read_only=True) as connection:
+    with warehouse.connect(embedded.warehouse_location, read_only=True) as connection:
         local = warehouse.read_slice(connection, "predictions", embedded.as_of)
     on_cluster = cluster.predictions()
     on_cluster = on_cluster[on_cluster["as_of"].astype(str).str[:10] == MAIN_AS_OF]

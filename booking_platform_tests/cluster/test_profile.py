@@ -27,6 +27,9 @@ def test_the_cluster_profile_reads_its_services_from_the_environment() -> None:
         == "postgresql+psycopg2://dagster:secret@db.internal:6543/hotels"
     )
     assert settings.cluster.mlflow_db == "hotels_mlflow"
+    # the tables in the instance's database (schema `warehouse`), unless a URL says otherwise
+    assert settings.warehouse_location == "postgresql://dagster:secret@db.internal:6543/hotels"
+    assert load_settings({}).warehouse_location.endswith("warehouse.duckdb")
     assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
     assert settings.cluster.broker_url == "amqp://guest:guest@127.0.0.1:5672//"
 
