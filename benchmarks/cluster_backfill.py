@@ -41,6 +41,8 @@ from booking_platform.defs.partitions import as_of_partitions
 
 console = Console()
 JOBS = (SCORING_JOB_NAME, MAIN_JOB_NAME)
+# what would move the embedded profile's runs off the embedded stores
+CLUSTER_VARIABLES = {"MLFLOW_TRACKING_URI", "BOOKING_PLATFORM_WAREHOUSE_URL", "DAGSTER_HOME"}
 
 
 @contextmanager
@@ -138,10 +140,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as scratch_dir:
         root = Path(scratch_dir)
         env = {"BOOKINGS_AS_OF": first_as_of, "CHAMPION_MAX_AGE_DAYS": "100000"}
-        with scratch(root / "embedded", source, env) as embedded:
-            embedded.env["BOOKING_PLATFORM_PROFILE"] = "embedded"
-            console.print("embedded: main job, then the backfills, one run after the other")
-            report["embedded"] = _timed_backfills(embedded, months)
+        embedded_env = {
+            **{k: v for k, v in os.environ.items() if k not in CLUSTER_VARIABLES},
+            **env,
+            "BOOKING_PLATFORM_HOME": str(root / "embedded"),
+            "BOOKINGS_SOURCE": str(source),
+            "BOOKING_PLATFORM_PROFILE": "embedded",
+        }
+        embedded = ScratchCluster(embedded_env, load_settings(embedded_env), vhost="")
+        console.print("embedded: main job, then the backfills, one run after the other")
+        report["embedded"] = _timed_backfills(embedded, months)
         cluster_env = {**env, "BOOKING_PLATFORM_WORKERS": str(args.workers)}
         with scratch(root / "cluster", source, cluster_env) as cluster, running(cluster):
             console.print(f"cluster: {args.workers} workers, same runs through the queue")
