@@ -269,7 +269,8 @@ def start_cluster(settings: Settings, timeout: float = 240) -> dict[str, int]:
     ensure_database(settings.cluster.pg_url, settings.cluster.mlflow_db)
     code_port = free_port()
     write_workspace(settings, code_port)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # gRPC calls to a busy code server (starting a run) may take longer than Dagster's 60 s
+    env = {"DAGSTER_GRPC_TIMEOUT_SECONDS": "300", **os.environ, "PYTHONUNBUFFERED": "1"}
     started: dict[str, int] = {}
     try:
         # start-up is mostly imports: overlap them, but webserver and daemon load the
