@@ -5,16 +5,20 @@ over HTTP."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
@@ -22,7 +26,7 @@ from booking_platform.config import CLUSTER, EMBEDDED, MODEL_NAME, Settings, loa
 from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import SensorRules, plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
-from booking_platform.core.features import SCORED_ON
+from booking_platform.core.features import POST_BOOKING, SCORED_ON, SCORING_COLUMNS
 from booking_platform.core.net_demand import read_nights
 from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.scoring import score_bookings
@@ -46,6 +50,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 INSTANCE_YAML = {EMBEDDED: "dagster.yaml", CLUSTER: "dagster-cluster.yaml"}
+
+
+def _refuse(problem: str) -> int:
+    """A refusal: one line naming the problem (never wrapped), exit code 2."""
+    console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+    return 2
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -117,8 +127,7 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
         }
         dates = sorted(d for d in landed | known if start <= d <= end)
         if not dates:
-            console.print(f"[red]error:[/] no snapshot in {landing} and no partition in range")
-            return 2
+            return _refuse(f"no snapshot in {landing} and no partition in range")
         if settings.profile == CLUSTER:
             return _cluster_backfill(settings, instance, job_name, dates)
         job = build_definitions(settings).resolve_job_def(job_name)
@@ -296,48 +305,76 @@ def _print_summary(settings: Settings, events) -> None:  # noqa: ANN001
     )
 
 
+INVALID_REASON = "invalid_reason"  # predict's output column: why a row was not scored
+
+
 def predict_file(
-    settings: Settings, input_path: Path, output_path: Path, as_of: date | None = None
+    settings: Settings,
+    input_path: Path,
+    output_path: Path,
+    as_of: date | None = None,
+    strict: bool = False,
 ) -> int:
     """Score a bookings file with the champion: one output row per input row, in input order,
-    each booking asked about as still open on `as_of`, or at its booking date without one."""
+    each booking asked about as still open on `as_of`, or at its booking date without one.
+
+    A row cleaning would quarantine keeps its place with an empty probability and its reason,
+    as the batch job quarantines it; `strict` refuses the whole file instead. Only what makes
+    the file unusable (unreadable, a model column missing, bad booking ids) exits 2."""
     try:
-        source = read_bookings(input_path, require_outcomes=False)
+        source = read_bookings(input_path, required=SCORING_COLUMNS)
     except (SourceError, OSError) as error:
-        console.print(f"[red]error:[/] {error}")
-        return 2
-    # outcome columns may come along with the bookings; scoring ignores them entirely
-    result = clean_bookings(source.frame.drop(columns=list(OUTCOME_COLUMNS), errors="ignore"))
-    if len(result.quarantined):
-        detail = result.quarantined.head(10).apply(
-            lambda row: f"  booking_id {row['booking_id']}: {row['reason']}", axis=1
+        return _refuse(str(error))
+    # outcome and post-booking columns may come along; the model reads neither
+    unused = [*OUTCOME_COLUMNS, *POST_BOOKING]
+    result = clean_bookings(source.frame.drop(columns=unused, errors="ignore"))
+    refused = result.quarantined
+    if len(refused) and strict:
+        detail = "; ".join(
+            f"booking_id {row.booking_id}: {row.reason}" for row in refused.head(5).itertuples()
         )
-        console.print(
-            f"[red]error:[/] {input_path}: {len(result.quarantined)} row(s) cannot be scored:\n"
-            + "\n".join(detail)
-        )
-        return 2
+        return _refuse(f"{input_path}: {len(refused)} row(s) cannot be scored ({detail})")
     registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
     champion = registry.load_alias(MODEL_NAME)
     if champion is None:
-        console.print("[red]error:[/] no champion model yet: run `make run` first")
-        return 2
+        return _refuse("no champion model yet: run `make run` first")
     bookings = result.cleaned
     if as_of is not None:
         bookings = bookings.assign(**{SCORED_ON: pd.Timestamp(as_of)})
-    scores = score_bookings(champion.model, bookings, champion.version)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    scores[["booking_id", "cancel_probability", "predicted_cancel", "model_version"]].to_csv(
-        output_path, index=False
+    columns = ["booking_id", "cancel_probability", "predicted_cancel", "model_version"]
+    scores = (
+        score_bookings(champion.model, bookings, champion.version)[columns]
+        if len(bookings)
+        else pd.DataFrame(columns=columns)
     )
-    console.print(f"wrote {len(scores):,} predictions to {output_path} (model v{champion.version})")
+    # back in the file's order: ids are unique, so each row finds its score or its reason
+    output = (
+        source.frame[["booking_id"]]
+        .merge(scores, on="booking_id", how="left")
+        .merge(
+            refused[["booking_id", "reason"]].rename(columns={"reason": INVALID_REASON}),
+            on="booking_id",
+            how="left",
+        )
+    )
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    output.to_csv(output_path, index=False)
+    console.print(
+        f"wrote {len(scores):,} predictions to {output_path} (model v{champion.version})",
+        soft_wrap=True,
+    )
+    if len(refused):
+        console.print(
+            f"{len(refused):,} row(s) refused, left unscored with their reason in column "
+            f"{INVALID_REASON} (--strict refuses the file instead)",
+            soft_wrap=True,
+        )
     return 0
 
 
 def show_predictions(settings: Settings, limit: int) -> int:
     if not settings.warehouse_url and not settings.warehouse_path.exists():
-        console.print("[red]error:[/] no warehouse yet: run `make run` first")
-        return 2
+        return _refuse("no warehouse yet: run `make run` first")
     with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         latest = warehouse.latest_predictions(connection, limit)
     if latest.empty:
@@ -364,7 +401,7 @@ def _read_configured_source(settings: Settings) -> RawSource | None:
     try:
         return read_bookings(resolve_source(settings.source, settings.cache_dir))
     except (SourceError, OSError) as error:
-        console.print(f"[red]error:[/] {error}")
+        _refuse(str(error))
         return None
 
 
@@ -426,17 +463,14 @@ def backtest(settings: Settings, months: list[date], seeds: int) -> int:
 def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: date | None) -> int:
     """Print one hotel's nights from the net_demand table (core/net_demand.py `read_nights`)."""
     if start > end:
-        console.print(f"[red]error:[/] --from {start} is after --to {end}")
-        return 2
+        return _refuse(f"--from {start} is after --to {end}")
     if not settings.warehouse_url and not settings.warehouse_path.exists():
-        console.print("[red]error:[/] no warehouse yet: run `make run` first")
-        return 2
+        return _refuse("no warehouse yet: run `make run` first")
     with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         try:
             as_of, nights = read_nights(connection, hotel, start, end, as_of)
         except LookupError as error:
-            console.print(f"[red]error:[/] {error}")
-            return 2
+            return _refuse(str(error))
     table = Table(
         title=f"{hotel}: rooms per night from the bookings on the books on {as_of} "
         "(bookings made later are not counted)",
@@ -473,11 +507,11 @@ def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: d
     return 0
 
 
-def _replay_dates(args: argparse.Namespace) -> list[date]:
+def _replay_dates(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[date]:
     if args.as_of is not None:
         return [args.as_of]
     if args.start is None or args.end is None or args.start > args.end:
-        raise SystemExit("replay needs --as-of DATE, or --from DATE --to DATE with from <= to")
+        parser.error("replay needs --as-of DATE, or --from DATE --to DATE with from <= to")
     return month_starts(args.start, args.end)
 
 
@@ -516,8 +550,7 @@ BOOKING_SUMMARY_COLUMNS = (
 def explain_booking(settings: Settings, booking_id: int) -> int:
     """The booking, its latest probability and the reasons stored with it."""
     if not settings.warehouse_url and not settings.warehouse_path.exists():
-        console.print("[red]error:[/] no warehouse yet: run `make run` first")
-        return 2
+        return _refuse("no warehouse yet: run `make run` first")
     with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         scored = warehouse.booking_rows(
             connection, "predictions", booking_id, "as_of DESC, scored_at DESC"
@@ -534,16 +567,14 @@ def explain_booking(settings: Settings, booking_id: int) -> int:
             if not quarantined.empty
             else "it is not in cleaned_bookings"
         )
-        console.print(f"[red]error:[/] unknown booking_id {booking_id} in {where}: {detail}")
-        return 2
+        return _refuse(f"unknown booking_id {booking_id} in {where}: {detail}")
     if scored.empty:
         arrival = booking["arrival_date"].iloc[0]
-        console.print(
-            f"[red]error:[/] booking_id {booking_id} has no prediction in {where}: only bookings "
+        return _refuse(
+            f"booking_id {booking_id} has no prediction in {where}: only bookings "
             f"open at an as-of date are scored (it arrives {arrival:%Y-%m-%d}, status "
             f"{booking['reservation_status'].iloc[0]})"
         )
-        return 2
     prediction = scored.iloc[0].to_dict()
     details = Table(title=f"booking {booking_id}", show_header=False)
     details.add_row("cancel probability", f"[bold]{prediction['cancel_probability']:.3f}[/]")
@@ -615,24 +646,23 @@ def cluster_command(settings: Settings, action: str) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP service under uvicorn; workers read their settings from the environment."""
-    from booking_platform.serving.settings import ServeSettings, load_serve_settings
+    from booking_platform.serving.settings import load_serve_settings
     from booking_platform.serving.workers import run_workers
 
-    defaults = load_serve_settings()
     try:
-        serve_settings = ServeSettings(
+        defaults = load_serve_settings()
+        # the flags override the environment; every other setting comes from it
+        serve_settings = dataclasses.replace(
+            defaults,
             challenger_share=defaults.challenger_share
             if args.challenger_share is None
             else args.challenger_share,
             shadow=args.shadow or defaults.shadow,
             poll_seconds=args.poll_seconds or defaults.poll_seconds,
             max_batch=args.max_batch or defaults.max_batch,
-            max_body_bytes=defaults.max_body_bytes,
-            log_flush_seconds=defaults.log_flush_seconds,
         )
     except ValueError as error:
-        console.print(f"[red]error:[/] {error}")
-        return 2
+        return _refuse(str(error))
     os.environ.update(serve_settings.to_env())
     return run_workers(
         {
@@ -640,9 +670,10 @@ def serve(args: argparse.Namespace) -> int:
             "factory": True,
             "host": args.host,
             "port": args.port,
-            # named, not "auto": a missing uvloop or httptools must fail, not halve the rate
+            # named, not "auto": a missing uvloop or httptools must fail, not halve the rate;
+            # httptools with deadlines for a request's headers and body (slow clients)
             "loop": "uvloop",
-            "http": "httptools",
+            "http": "booking_platform.serving.slow_clients:DeadlineHttpToolsProtocol",
             "access_log": False,  # every prediction is in the prediction log already
             "log_level": "warning",
         },
@@ -650,8 +681,40 @@ def serve(args: argparse.Namespace) -> int:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose refusal of a command line is one line naming the problem (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _at_least(lowest: int) -> Callable[[str], int]:
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = lowest - 1
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {lowest}, got {text!r}")
+        return value
+
+    return whole_number
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="booking-platform", description=__doc__)
+    """The command line; every refusal and every unexpected error is one line and exit code 2
+    (BOOKING_PLATFORM_TRACEBACK=1 shows the traceback of an unexpected one instead)."""
+    try:
+        return _main(argv)
+    except Exception as error:
+        if os.environ.get("BOOKING_PLATFORM_TRACEBACK") == "1":
+            raise
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return _refuse(f"{type(error).__name__}: {first_line}")
+
+
+def _main(argv: list[str] | None) -> int:
+    parser = _Parser(prog="booking-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="materialise the whole asset graph and print a summary")
     predict = commands.add_parser("predict", help="score a CSV/zip of bookings")
@@ -663,8 +726,14 @@ def main(argv: list[str] | None = None) -> int:
         help="the date the predictions are for (bookings still open that day); "
         "default: each booking at its booking date",
     )
+    predict.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse the whole file (exit 2) when any row is invalid, instead of leaving that "
+        "row unscored with its reason",
+    )
     latest = commands.add_parser("predictions", help="print the latest predictions")
-    latest.add_argument("--limit", type=int, default=20)
+    latest.add_argument("--limit", type=_at_least(1), default=20)
     replay_parser = commands.add_parser(
         "replay", help="write PMS snapshots of the source into the landing folder"
     )
@@ -681,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
     backtest_parser.add_argument("--to", dest="end", type=parse_month_or_date, required=True)
     backtest_parser.add_argument(
         "--seeds",
-        type=int,
+        type=_at_least(1),
         default=3,
         help="training seeds each policy runs with; the policies are compared on the means",
     )
@@ -715,9 +784,12 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("booking_id", type=int)
     http = commands.add_parser("serve", help="serve predictions over HTTP (FastAPI, uvicorn)")
     http.add_argument("--host", default="127.0.0.1")
-    http.add_argument("--port", type=int, default=8000)
+    http.add_argument("--port", type=_at_least(0), default=8000)
     http.add_argument(
-        "--workers", type=int, default=2, help="uvicorn worker processes (2: one per core here)"
+        "--workers",
+        type=_at_least(1),
+        default=2,
+        help="uvicorn worker processes (2: one per core here)",
     )
     http.add_argument(
         "--challenger-share", type=float, help="share of routing keys for the challenger (0.1)"
@@ -726,9 +798,12 @@ def main(argv: list[str] | None = None) -> int:
         "--shadow", action="store_true", help="score the challenger too, answer with the champion"
     )
     http.add_argument("--poll-seconds", type=float, help="registry alias poll interval (30)")
-    http.add_argument("--max-batch", type=int, help="most bookings per request (1000)")
+    http.add_argument("--max-batch", type=_at_least(1), help="most bookings per request (1000)")
     args = parser.parse_args(argv)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as error:
+        return _refuse(str(error))
     if args.command == "run":
         return run_main_job(settings)
     if args.command == "backfill":
@@ -738,11 +813,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "backtest":
         return backtest(settings, month_starts(args.start, args.end), args.seeds)
     if args.command == "replay":
-        return replay(settings, _replay_dates(args))
+        return replay(settings, _replay_dates(args, parser))
     if args.command == "serve":
         return serve(args)
     if args.command == "predict":
-        return predict_file(settings, args.input, args.output, args.as_of)
+        return predict_file(settings, args.input, args.output, args.as_of, args.strict)
     if args.command == "explain":
         return explain_booking(settings, args.booking_id)
     if args.command == "demand":

@@ -1,5 +1,6 @@
 """The `booking-platform` command against a home where the main job has run (synthetic data)."""
 
+import gzip
 import json
 import os
 import re
@@ -58,6 +59,7 @@ def test_predict_writes_one_row_per_input_row_in_order(env: dict[str, str], tmp_
         "cancel_probability",
         "predicted_cancel",
         "model_version",
+        "invalid_reason",
     ]
     assert scores["booking_id"].tolist() == list(range(1000, 700, -1))
     assert scores["cancel_probability"].between(0, 1).all()
@@ -94,9 +96,91 @@ def test_predict_rejects_bad_input_and_names_the_problem(
     invalid = make_bookings(5)
     invalid.loc[1, "adr"] = -3.0
     rows = write_csv(invalid, tmp_path / "invalid.csv")
-    assert main(["predict", "--input", str(rows), "--output", str(tmp_path / "o.csv")]) == 2
-    assert "booking_id 2: negative adr" in capsys.readouterr().out
+    strict = ["predict", "--input", str(rows), "--output", str(tmp_path / "o.csv"), "--strict"]
+    assert main(strict) == 2
+    assert "1 row(s) cannot be scored (booking_id 2: adr -3.0 below 0)" in capsys.readouterr().out
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_predict_scores_the_valid_rows_and_leaves_each_invalid_one_in_place_with_its_reason(
+    env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One booking with zero guests once made predict refuse the whole file; a file without
+    the post-booking columns (never read by the model) was refused too."""
+    bookings = make_bookings(40, seed=3).drop(
+        columns=["assigned_room_type", "booking_changes", "days_in_waiting_list"]
+    )
+    bookings = bookings.astype({"lead_time": object})
+    bookings.loc[5, ["adults", "children", "babies"]] = [0, 0.0, 0]
+    bookings.loc[9, "lead_time"] = "1e23"  # once an OverflowError naming no column
+    output = tmp_path / "scores.csv"
+    source = write_csv(bookings, tmp_path / "lean.csv")
+    assert main(["predict", "--input", str(source), "--output", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 38 predictions" in out and "2 row(s) refused" in out
+    scores = pd.read_csv(output)
+    assert scores["booking_id"].tolist() == list(range(1, 41))  # every row, in its place
+    refused = scores[scores["cancel_probability"].isna()]
+    assert dict(zip(refused["booking_id"], refused["invalid_reason"], strict=True)) == {
+        6: "zero guests",
+        10: "lead_time 1e23 above 1000",
+    }
+    assert refused["predicted_cancel"].isna().all() and refused["model_version"].isna().all()
+    assert scores.drop(refused.index)["invalid_reason"].isna().all()
+    assert scores.drop(refused.index)["cancel_probability"].between(0, 1).all()
+
+
+def _console_script(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("booking-platform")), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "COLUMNS": "80"},
+        timeout=300,
+    )
+
+
+def test_every_refusal_is_one_line_and_exit_code_2(env: dict[str, str], tmp_path: Path) -> None:
+    """The real console script: a truncated gzip once ended in an EOFError traceback,
+    `predictions --limit -5` in a DuckDB one; a repeated column was silently dropped."""
+    csv = write_csv(make_bookings(3000), tmp_path / "b.csv")
+    whole = gzip.compress(csv.read_bytes())
+    truncated = tmp_path / "cut.csv.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    twice = tmp_path / "twice.csv"
+    lines = make_bookings(5).to_csv(index=False).splitlines()
+    twice.write_text("\n".join([lines[0] + ",adr"] + [line + ",5" for line in lines[1:]]))
+    ids = make_bookings(2)
+    ids.insert(0, "booking_id", ["1.1", "1.9"])
+    fractional_ids = write_csv(ids, tmp_path / "ids.csv")
+    output = str(tmp_path / "o.csv")
+    cases = {
+        "cut.csv.gz: the compressed file is truncated": [
+            "predict", "--input", str(truncated), "--output", output,
+        ],
+        "twice.csv: column(s) ['adr'] appear more than once": [
+            "predict", "--input", str(twice), "--output", output,
+        ],
+        "ids.csv: booking_id must be unique whole numbers": [
+            "predict", "--input", str(fractional_ids), "--output", output,
+        ],
+        "argument --limit: must be a whole number >= 1, got '-5'": [
+            "predictions", "--limit", "-5",
+        ],
+        "argument --workers: must be a whole number >= 1, got '0'": [
+            "serve", "--workers", "0",
+        ],
+        "replay needs --as-of DATE": ["replay", "--from", "2017-05"],
+    }  # fmt: skip
+    for expected, args in cases.items():
+        finished = _console_script(*args, env=env)
+        said = (finished.stdout + finished.stderr).strip()
+        assert finished.returncode == 2, (args, said)
+        assert len(said.splitlines()) == 1 and expected in said, (args, said)
+        assert "Traceback" not in said
+    bad_env = _console_script("predictions", env={**env, "BOOKINGS_AS_OF": "soon"})
+    assert bad_env.returncode == 2 and "BOOKINGS_AS_OF must be YYYY-MM-DD" in bad_env.stdout
+    assert len(bad_env.stdout.strip().splitlines()) == 1
 
 
 def test_predictions_command_prints_the_riskiest_first(env: dict[str, str]) -> None:

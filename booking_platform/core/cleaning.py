@@ -12,23 +12,11 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from booking_platform.core.bounds import NUMBER_BOUNDS, number_problems, out_of_bounds
 from booking_platform.core.source import CATEGORY_LEVELS, FEATURE_SOURCE_COLUMNS, OUTCOME_COLUMNS
 
 HOTELS = CATEGORY_LEVELS["hotel"]
 RESERVATION_STATUSES = ("Canceled", "Check-Out", "No-Show")
-MAX_ADR = 1000.0  # above any real room rate in the data but its single 5,400 typo
-MAX_LEAD_TIME_DAYS = 1000
-COUNT_COLUMNS = (
-    "adults",
-    "children",
-    "babies",
-    "stays_in_weekend_nights",
-    "stays_in_week_nights",
-    "previous_cancellations",
-    "previous_bookings_not_canceled",
-    "required_car_parking_spaces",
-    "total_of_special_requests",
-)  # none may be negative
 # NA means "none" for these columns in the PMS export (README of the data set).
 NA_FILL = {"children": 0.0, "agent": 0.0, "company": 0.0, "country": "Unknown"}
 
@@ -46,11 +34,19 @@ def parse_dates(text: pd.Series) -> pd.Series:
     return iso.fillna(us)
 
 
+def _numbers(column: str, values: pd.Series) -> pd.Series:
+    """A numeric column as float64, NA where it does not parse or breaks its bound (NUMBER_BOUNDS):
+    nothing downstream ever computes with, or casts, a number outside its range."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    below, above, fraction = out_of_bounds(column, numbers)
+    return numbers.mask(below | above | fraction)
+
+
 def type_bookings(raw: pd.DataFrame) -> pd.DataFrame:
     """Source-schema columns (text or numbers) to typed columns with real dates.
 
-    Values that do not parse become NA; `clean_bookings` quarantines such rows. Bookings without
-    a booking_id are numbered from 1 in their order.
+    Values that do not parse, or are outside their bounds, become NA; `clean_bookings`
+    quarantines such rows. Bookings without a booking_id are numbered from 1 in their order.
     """
     ids = raw["booking_id"] if "booking_id" in raw else pd.RangeIndex(1, len(raw) + 1)
     typed = pd.DataFrame({"booking_id": np.asarray(ids, dtype="int64")}, index=raw.index)
@@ -60,7 +56,7 @@ def type_bookings(raw: pd.DataFrame) -> pd.DataFrame:
         if kind == "str":
             typed[column] = raw[column]
         else:
-            typed[column] = pd.to_numeric(raw[column], errors="coerce")
+            typed[column] = _numbers(column, raw[column])
     for column, value in NA_FILL.items():
         typed[column] = typed[column].fillna(value)
     month = pd.to_datetime(typed["arrival_date_month"], format="%B", errors="coerce").dt.month
@@ -80,30 +76,30 @@ def type_bookings(raw: pd.DataFrame) -> pd.DataFrame:
     return typed
 
 
-def _reasons(typed: pd.DataFrame, as_of: date | None) -> pd.Series:
-    """One text per row: every rule the row breaks, joined by '; ' (empty when valid)."""
-    required = [c for c in FEATURE_SOURCE_COLUMNS if c not in NA_FILL]
+def _reasons(raw: pd.DataFrame, typed: pd.DataFrame, as_of: date | None) -> pd.Series:
+    """One text per row: every rule the row breaks, joined by '; ' (empty when valid).
+
+    A number outside its bound is named with its column and the value as written."""
+    required = [c for c in FEATURE_SOURCE_COLUMNS if c not in NA_FILL and c in raw]
     guests = typed["adults"] + typed["children"] + typed["babies"]
-    rules: dict[str, pd.Series] = {"missing value in " + c: typed[c].isna() for c in required}
+    numbers = [c for c in NUMBER_BOUNDS if c in raw and c != "booking_id"]
+    per_row = [number_problems(c, pd.to_numeric(raw[c], errors="coerce"), raw[c]) for c in numbers]
+    rules: dict[str, pd.Series] = {"missing value in " + c: raw[c].isna() for c in required}
     rules |= {
         "unknown hotel": ~typed["hotel"].isin(HOTELS),
-        "impossible arrival date": typed["arrival_date"].isna(),
-        "negative lead_time": typed["lead_time"] < 0,
-        f"lead_time above {MAX_LEAD_TIME_DAYS} days": typed["lead_time"] > MAX_LEAD_TIME_DAYS,
-        "negative adr": typed["adr"] < 0,
-        f"adr above {MAX_ADR:.0f}": typed["adr"] > MAX_ADR,
+        # a year or day missing or out of bounds is named as such, not once more here
+        "impossible arrival date": typed["arrival_date"].isna()
+        & typed[["arrival_date_year", "arrival_date_day_of_month"]].notna().all(axis=1),
         "zero guests": guests <= 0,
-        "negative count": (typed[list(COUNT_COLUMNS)] < 0).any(axis=1),
     }
     if "is_canceled" in typed:
         status_date = typed["reservation_status_date"]
         cancelled = typed["reservation_status"].isin(("Canceled", "No-Show"))
-        outcome_known = typed[list(OUTCOME_COLUMNS)].notna()
+        outcome_known = raw[list(OUTCOME_COLUMNS)].notna()
         # a snapshot leaves all three outcome columns empty for a booking still open on its date
         has_outcome = outcome_known.any(axis=1)
         rules |= {
             "outcome columns partly empty": has_outcome & ~outcome_known.all(axis=1),
-            "is_canceled not 0/1": has_outcome & ~typed["is_canceled"].isin((0, 1)),
             "unknown reservation_status": has_outcome
             & ~typed["reservation_status"].isin(RESERVATION_STATUSES),
             "is_canceled disagrees with reservation_status": (
@@ -120,10 +116,16 @@ def _reasons(typed: pd.DataFrame, as_of: date | None) -> pd.Series:
             rules["arrived before the snapshot date but has no outcome"] = ~has_outcome & (
                 typed["arrival_date"] < pd.Timestamp(as_of)
             )
-    reasons = pd.Series("", index=typed.index)
-    for text, broken in rules.items():
-        broken = broken.fillna(False).to_numpy(dtype=bool)
-        reasons[broken] = np.where(reasons[broken] == "", text, reasons[broken] + "; " + text)
+    texts = per_row + [
+        pd.Series(np.where(broken.fillna(False).to_numpy(dtype=bool), text, ""), typed.index)
+        for text, broken in rules.items()
+    ]
+    reasons = pd.Series("", index=typed.index, dtype=object)
+    for problems in texts:
+        broken = (problems != "").to_numpy()
+        reasons[broken] = np.where(
+            reasons[broken] == "", problems[broken], reasons[broken] + "; " + problems[broken]
+        )
     return reasons
 
 
@@ -134,7 +136,7 @@ def clean_bookings(raw: pd.DataFrame, as_of: date | None = None) -> CleaningResu
     after `as_of`; `is_canceled` is then NA, so the column is nullable (`history` makes it int).
     """
     typed = type_bookings(raw)
-    reasons = _reasons(typed, as_of)
+    reasons = _reasons(raw, typed, as_of)
     invalid = reasons != ""
     quarantined = raw[invalid].copy()
     quarantined["reason"] = reasons[invalid]

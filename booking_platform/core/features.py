@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from booking_platform.core.cleaning import history, open_bookings
+from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
 
 EPOCH = pd.Timestamp("2015-01-01")
 EPOCH_DAY = np.datetime64("2015-01-01", "D")
@@ -56,6 +57,11 @@ ALLOWED_SOURCE_COLUMNS: tuple[str, ...] = (
     "required_car_parking_spaces",
     "total_of_special_requests",
 )
+DATE_PARTS = ("arrival_date_year", "arrival_date_month")  # not features, but make the dates
+# what a booking must hold to be scored; the rest of the source schema is known only after
+# booking (or after the outcome) and never read by the model
+SCORING_COLUMNS: tuple[str, ...] = (*ALLOWED_SOURCE_COLUMNS, *DATE_PARTS)
+POST_BOOKING: tuple[str, ...] = tuple(c for c in FEATURE_SOURCE_COLUMNS if c not in SCORING_COLUMNS)
 CATEGORICAL_COLUMNS: tuple[str, ...] = (
     "hotel",
     "meal",

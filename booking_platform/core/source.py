@@ -1,21 +1,28 @@
-"""Reading a bookings source (CSV, zipped CSV or URL) into a frame of raw strings.
+"""Reading a bookings source (CSV, gzipped or zipped CSV, or URL) into a frame of raw strings.
 
-Everything that makes the whole file unusable (missing file, unreadable zip, empty file, wrong
-delimiter, missing column, text in a numeric column) raises SourceError naming the file and the
-problem, before anything downstream is written. Row-level problems are left to cleaning, which
-quarantines them.
+Everything that makes the whole file unusable (missing file, unreadable or truncated zip or gzip,
+empty file, wrong delimiter, missing or duplicated column, text in a numeric column, a booking_id
+that is not a unique whole number) raises SourceError naming the file and the problem, before
+anything downstream is written. Row-level problems are left to cleaning, which quarantines them.
 """
 
 from __future__ import annotations
 
 import calendar
+import gzip
 import hashlib
 import urllib.request
 import zipfile
+import zlib
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
+
+from booking_platform.core.bounds import MAX_BOOKING_ID, whole_numbers
 
 # The source schema: column -> kind. "int"/"float" must parse as numbers; "str" is free text.
 FEATURE_SOURCE_COLUMNS: dict[str, str] = {
@@ -117,21 +124,48 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# a zip made on macOS holds, beside the CSV, resource forks under __MACOSX/ named ._<file>
+def _is_data_member(name: str) -> bool:
+    return name.endswith(".csv") and not name.startswith("__MACOSX/")
+
+
+@contextmanager
+def _open_csv(path: Path) -> Iterator[Path | IO[bytes]]:
+    """The CSV's bytes: the file, its one .csv zip member, or the file ungzipped (pandas infers
+    gzip and other compressions from the suffix)."""
+    if path.suffix != ".zip":
+        yield path  # pandas opens (and decompresses) the path itself
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [n for n in archive.namelist() if _is_data_member(n)]
+            if len(members) != 1:
+                raise SourceError(
+                    f"{path}: expected exactly one .csv inside the zip, found {members}"
+                )
+            with archive.open(members[0]) as handle:
+                yield handle
+    except zipfile.BadZipFile as error:
+        raise SourceError(f"{path}: not a readable zip file ({error})") from error
+
+
 def _read_text_frame(path: Path) -> pd.DataFrame:
     read = dict(dtype=str, keep_default_na=False, na_values=NA_MARKERS)
-    if path.suffix == ".zip":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                members = [n for n in archive.namelist() if n.endswith(".csv")]
-                if len(members) != 1:
-                    raise SourceError(
-                        f"{path}: expected exactly one .csv inside the zip, found {members}"
-                    )
-                with archive.open(members[0]) as handle:
-                    return pd.read_csv(handle, **read)
-        except zipfile.BadZipFile as error:
-            raise SourceError(f"{path}: not a readable zip file ({error})") from error
-    return pd.read_csv(path, **read)
+    try:
+        with _open_csv(path) as handle:
+            # the header as written: pandas renames a repeated name (adr, adr.1) and a frame
+            # read by name would silently use one copy
+            header = pd.read_csv(handle, header=None, nrows=1, dtype=str, keep_default_na=False)
+        repeated = sorted({n for n in header.iloc[0] if (header.iloc[0] == n).sum() > 1})
+        if repeated:
+            raise SourceError(f"{path}: column(s) {repeated} appear more than once in the header")
+        with _open_csv(path) as handle:
+            return pd.read_csv(handle, **read)
+    except (EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile) as error:
+        # a truncated .gz or zip member ends early; a corrupt one fails its checksum
+        raise SourceError(
+            f"{path}: the compressed file is truncated or corrupt ({error})"
+        ) from error
 
 
 def _check_numeric(frame: pd.DataFrame, path: Path, schema: dict[str, str]) -> None:
@@ -152,16 +186,16 @@ def _check_numeric(frame: pd.DataFrame, path: Path, schema: dict[str, str]) -> N
 
 
 def parse_bookings_frame(
-    frame: pd.DataFrame, path: Path, require_outcomes: bool = True
+    frame: pd.DataFrame, path: Path, required: Collection[str] = tuple(SOURCE_SCHEMA)
 ) -> pd.DataFrame:
     """Check a text frame against the source schema and give it a booking_id.
 
-    The booking_id is the source's own column when present, else the 1-based row number in the
-    file, which is stable for a given export.
+    `required`: the columns the file must have (a whole export by default). The booking_id is
+    the source's own column when present, else the 1-based row number in the file, which is
+    stable for a given export.
     """
     if frame.empty:
         raise SourceError(f"{path}: the file has no data rows")
-    required = SOURCE_SCHEMA if require_outcomes else FEATURE_SOURCE_COLUMNS
     missing = [c for c in required if c not in frame.columns]
     if missing:
         if len(frame.columns) == 1 and any(sep in frame.columns[0] for sep in ";\t|"):
@@ -170,21 +204,29 @@ def parse_bookings_frame(
                 "comma-separated (wrong delimiter?)"
             )
         raise SourceError(f"{path}: missing column(s) {missing}")
-    _check_numeric(frame, path, required)
+    _check_numeric(frame, path, SOURCE_SCHEMA)
     frame = frame.copy()
     if "booking_id" in frame.columns:
-        ids = pd.to_numeric(frame["booking_id"], errors="coerce")
-        if ids.isna().any() or ids.duplicated().any():
-            bad = (frame.index[ids.isna() | ids.duplicated()] + 2).tolist()[:10]
-            raise SourceError(f"{path}: booking_id must be unique integers; bad file lines {bad}")
-        frame["booking_id"] = ids.astype("int64")
+        ids, invalid = whole_numbers("booking_id", frame["booking_id"])
+        bad = invalid | (ids.duplicated(keep=False) & ~invalid)
+        if bad.any():
+            lines = (frame.index[bad] + 2).tolist()[:10]  # +2: header line, 1-based lines
+            values = frame.loc[bad, "booking_id"].head(5).tolist()
+            raise SourceError(
+                f"{path}: booking_id must be unique whole numbers within 0..{MAX_BOOKING_ID}; "
+                f"{int(bad.sum())} row(s) are not, e.g. {values} on file lines {lines}"
+            )
+        frame["booking_id"] = ids
     else:
         frame.insert(0, "booking_id", pd.RangeIndex(1, len(frame) + 1, dtype="int64"))
     return frame
 
 
-def read_bookings(path: Path, require_outcomes: bool = True) -> RawSource:
-    """Read and check a bookings file; raises SourceError on anything that is not usable."""
+def read_bookings(path: Path, required: Collection[str] = tuple(SOURCE_SCHEMA)) -> RawSource:
+    """Read and check a bookings file; raises SourceError on anything that is not usable.
+
+    `required`: the columns it must have (a whole export by default; see parse_bookings_frame).
+    """
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: the file is empty")
     try:
@@ -193,5 +235,5 @@ def read_bookings(path: Path, require_outcomes: bool = True) -> RawSource:
         raise SourceError(f"{path}: the file is empty") from error
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise SourceError(f"{path}: not a readable CSV ({error})") from error
-    frame = parse_bookings_frame(frame, path, require_outcomes)
+    frame = parse_bookings_frame(frame, path, required)
     return RawSource(frame=frame, path=path, sha256=file_sha256(path))

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
+import anyio
 import numpy as np
 import orjson
 import pandas as pd
 from fastapi import FastAPI, Query, Request, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from booking_platform.config import MODEL_NAME, Settings, load_settings
 from booking_platform.core import warehouse
@@ -29,6 +31,7 @@ from booking_platform.core.cleaning import type_bookings
 from booking_platform.core.explanations import top_reasons
 from booking_platform.core.features import SCORED_ON
 from booking_platform.core.net_demand import read_nights
+from booking_platform.serving.explain_budget import ExplainBudget, retry_after
 from booking_platform.serving.model_store import ModelStore, ServingModels
 from booking_platform.serving.prediction_log import LoggedRequest, PredictionLog
 from booking_platform.serving.routing import goes_to_challenger
@@ -78,6 +81,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
 
 
 def _rows(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -141,6 +149,10 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
         serve.poll_seconds,
     )
     prediction_log = PredictionLog(settings.online_predictions_path, serve.log_flush_seconds)
+    explain_budget = ExplainBudget(
+        serve.explained_per_second, max(serve.explained_per_second, serve.max_explained)
+    )
+    explaining = anyio.CapacityLimiter(1)  # one explanation at a time per worker, off the loop
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -167,8 +179,11 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
                 "description": "One prediction per booking (a list for a list)",
                 "content": {"application/json": {"schema": prediction_schema}},
             },
-            413: {"description": "body or batch too large"},
+            408: {"description": "the body did not arrive in time"},
+            413: {"description": "body or batch too large, or too many bookings to explain"},
+            415: {"description": "the body is not declared application/json"},
             422: {"description": "invalid booking: detail names the field"},
+            429: {"description": "the worker's explanation budget is spent: see Retry-After"},
             503: {"description": "no champion model loaded yet"},
         },
     )
@@ -178,10 +193,14 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
     ) -> Response:
         """Score one booking (an object) or several (a list) in the source schema."""
         started = time.perf_counter()
+        if not _is_json(request):
+            return _errors(415, [_unsupported(request.headers.get("content-type", "none"))])
         try:
             body = await _read_body(request, serve.max_body_bytes)
         except BodyTooLarge:
             return _errors(413, [_too_large(f"more than {serve.max_body_bytes} bytes")])
+        except ClientDisconnect:  # gone, or cut off by the body deadline (slow_clients.py)
+            return Response(status_code=408)
         many = body.lstrip()[:1] == b"["
         try:
             bookings = parse_bookings(body, many)
@@ -194,6 +213,10 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
             )
         if not bookings:
             return _errors(422, [{"type": "too_short", "loc": (), "msg": "no bookings"}])
+        explain = request.query_params.get("explain", "").lower() in {"1", "true", "yes"}
+        if explain and len(bookings) > serve.max_explained:
+            message = f"{len(bookings)} bookings to explain, at most {serve.max_explained}"
+            return _errors(413, [_too_large(message)])
         columns = to_columns(bookings)
         if as_of is not None:
             columns[SCORED_ON] = np.full(len(bookings), np.datetime64(as_of, "D"))
@@ -204,11 +227,17 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
         models = store.current
         if models.champion is None:
             return _json({"detail": "no champion model loaded yet"}, 503)
+        if explain and (wait := explain_budget.take(len(bookings))):
+            response = _errors(429, [_over_budget(serve.explained_per_second, wait)])
+            response.headers["retry-after"] = retry_after(wait)
+            return response
         keys = routing_keys(bookings)
         scored = score(models, columns, keys, serve)
         answers = _answers(models, columns["booking_id"], scored)
-        if request.query_params.get("explain", "").lower() in {"1", "true", "yes"}:
-            _add_reasons(answers, bookings, columns, models, scored)
+        if explain:
+            await anyio.to_thread.run_sync(
+                _add_reasons, answers, bookings, columns, models, scored, limiter=explaining
+            )
         content = orjson.dumps(answers if many else answers[0])
         prediction_log.append(_logged_request(models, keys, columns["booking_id"], scored, started))
         return Response(content, media_type="application/json")
@@ -285,6 +314,19 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
 
 def _too_large(message: str) -> dict[str, Any]:
     return {"type": "too_large", "loc": (), "msg": message}
+
+
+def _unsupported(content_type: str) -> dict[str, Any]:
+    message = f"the body must be sent as content-type application/json, not {content_type[:80]}"
+    return {"type": "unsupported_media_type", "loc": (), "msg": message}
+
+
+def _over_budget(per_second: float, wait: float) -> dict[str, Any]:
+    message = (
+        f"this worker explains at most {per_second:g} bookings a second; retry in {wait:.1f} s, "
+        "or ask without explain=true"
+    )
+    return {"type": "too_many_explanations", "loc": (), "msg": message}
 
 
 def _add_reasons(

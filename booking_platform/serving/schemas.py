@@ -1,7 +1,8 @@
 """Request and response models of POST /predict, built from the source schema.
 
-Types are strict (a string where a number belongs is a 422, not a guess) and every bound is the
-one cleaning quarantines on, imported, so the API and the batch path reject the same bookings.
+Types are strict (a string where a number belongs is a 422, not a guess) and every number's
+bounds are core.bounds.NUMBER_BOUNDS, the table cleaning quarantines on, so the API and the batch
+path reject the same bookings.
 
 The same rules are declared twice, from the same tables: as pydantic models (the OpenAPI schema
 and every 422's wording) and as a msgspec struct that decodes a body in under half of pydantic's
@@ -22,38 +23,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
-from booking_platform.core.cleaning import COUNT_COLUMNS, MAX_ADR, MAX_LEAD_TIME_DAYS, NA_FILL
-from booking_platform.core.features import (
-    ALLOWED_SOURCE_COLUMNS,
-    DAY_SHIFT,
-    DAY_SPAN,
-    EPOCH,
-)
+from booking_platform.core.bounds import NUMBER_BOUNDS
+from booking_platform.core.cleaning import NA_FILL
+from booking_platform.core.features import ALLOWED_SOURCE_COLUMNS, POST_BOOKING
 from booking_platform.core.source import CATEGORY_LEVELS, FEATURE_SOURCE_COLUMNS
 
 SCHEMA_DTYPES = {"str": object, "int": "int64", "float": "float64"}
 MONTHS = CATEGORY_LEVELS["arrival_date_month"]
 MONTH_NUMBER = {name: i for i, name in enumerate(MONTHS, 1)}
-# the point-in-time rate lookup packs days around EPOCH into DAY_SPAN: stay well inside it
-MIN_YEAR = (EPOCH - pd.Timedelta(days=DAY_SHIFT)).year + 2
-MAX_YEAR = (EPOCH + pd.Timedelta(days=DAY_SPAN - DAY_SHIFT)).year - 2
-LARGEST_NUMBER = 2**53
-BOUNDS: dict[str, dict[str, float]] = {
-    "lead_time": {"ge": 0, "le": MAX_LEAD_TIME_DAYS},
-    "adr": {"ge": 0, "le": MAX_ADR},
-    "arrival_date_year": {"ge": MIN_YEAR, "le": MAX_YEAR},
-    "arrival_date_week_number": {"ge": 1, "le": 53},
-    "arrival_date_day_of_month": {"ge": 1, "le": 31},
-    "is_repeated_guest": {"ge": 0, "le": 1},
-    "booking_changes": {"ge": 0},
-    "days_in_waiting_list": {"ge": 0},
-    "agent": {"ge": 0},
-    "company": {"ge": 0},
-    **{column: {"ge": 0} for column in COUNT_COLUMNS},
-}
 TEXT_PATTERNS = {  # open vocabularies: the form the export uses
     "country": rf"^([A-Z]{{2,3}}|{NA_FILL['country']})$",  # as cleaning fills NA too
     "reserved_room_type": r"^[A-Z]$",
@@ -64,10 +43,6 @@ TEXT_PATTERNS = {  # open vocabularies: the form the export uses
 FAST_TEXT_PATTERNS = {column: pattern[:-1] + r"\Z" for column, pattern in TEXT_PATTERNS.items()}
 # columns a booking may lack: NA in the export means "none" (cleaning fills them the same way),
 # or they are known only after booking and never feed the model
-DATE_PARTS = ("arrival_date_year", "arrival_date_month")  # not features, but make the date
-POST_BOOKING = tuple(
-    c for c in FEATURE_SOURCE_COLUMNS if c not in ALLOWED_SOURCE_COLUMNS and c not in DATE_PARTS
-)
 OPTIONAL = {*NA_FILL, *POST_BOOKING}
 
 
@@ -78,8 +53,8 @@ def _rule(column: str, kind: str) -> tuple[Any, dict[str, Any]]:
         return Literal[CATEGORY_LEVELS[column]], {}  # type: ignore[valid-type]
     if kind == "str":
         return str, {"pattern": TEXT_PATTERNS[column]}
-    # numbers become float64 features: beyond 2**53 they are not exact (and overflow int64)
-    return int if kind == "int" else float, {"le": LARGEST_NUMBER, **BOUNDS.get(column, {})}
+    bound = NUMBER_BOUNDS[column]  # the bounds cleaning quarantines on
+    return int if kind == "int" else float, {"ge": bound.ge, "le": bound.le}
 
 
 def _field(column: str, kind: str) -> tuple[Any, Any]:
@@ -104,7 +79,15 @@ Booking = create_model(
     "Booking",
     __config__=ConfigDict(strict=True, allow_inf_nan=False, extra="forbid"),
     __doc__="One booking in the source schema (the PMS export's columns), plus its id.",
-    booking_id=(int, Field(..., ge=0, lt=1 << 63, description="the PMS booking id")),
+    booking_id=(
+        int,
+        Field(
+            ...,
+            ge=NUMBER_BOUNDS["booking_id"].ge,
+            le=NUMBER_BOUNDS["booking_id"].le,
+            description="the PMS booking id",
+        ),
+    ),
     customer_id=(
         str | None,
         Field(None, min_length=1, max_length=128, description="routing key when given"),
@@ -118,8 +101,13 @@ BOOKING_FIELDS = tuple(Booking.model_fields)
 FastBooking = msgspec.defstruct(
     "FastBooking",
     [
-        # msgspec bounds must fit int64: le 2**63 - 1 is Booking's lt 2**63
-        ("booking_id", Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]),
+        (
+            "booking_id",
+            Annotated[
+                int,
+                msgspec.Meta(ge=NUMBER_BOUNDS["booking_id"].ge, le=NUMBER_BOUNDS["booking_id"].le),
+            ],
+        ),
         ("customer_id", Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None, None),
         *(_fast_field(column, kind) for column, kind in FEATURE_SOURCE_COLUMNS.items()),
     ],

@@ -7,6 +7,12 @@ BOOKING_SERVE_POLL_SECONDS      how often the registry aliases are checked for a
 BOOKING_SERVE_MAX_BATCH         most bookings in one request; 1000
 BOOKING_SERVE_MAX_BODY_BYTES    largest request body; 4 MiB (1,000 bookings are about 0.8 MB)
 BOOKING_SERVE_LOG_FLUSH_SECONDS how long predictions may wait in memory before the log; 0.5
+BOOKING_SERVE_MAX_EXPLAINED     most bookings one `?explain=true` request may ask reasons for; 100
+BOOKING_SERVE_EXPLAINED_PER_SECOND  bookings a worker explains per second, over all requests
+                                (a burst of one second's worth, or of one request's); 200
+BOOKING_SERVE_HEADER_SECONDS    time a client has to send a request's line and headers; 10
+BOOKING_SERVE_BODY_SECONDS      time a client has to send a request's body once its headers are in;
+                                30
 Uvicorn's own host, port and workers are command-line flags of `booking-platform serve`.
 """
 
@@ -24,6 +30,11 @@ class ServeSettings:
     max_batch: int = 1000
     max_body_bytes: int = 4 * 1024 * 1024
     log_flush_seconds: float = 0.5
+    # exact TreeSHAP costs ~2 CPU-ms a booking: 100 is 0.2 s; 200 a second is 40 % of a core
+    max_explained: int = 100
+    explained_per_second: float = 200.0
+    header_seconds: float = 10.0
+    body_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.challenger_share <= 1.0:
@@ -33,6 +44,10 @@ class ServeSettings:
             or self.max_batch < 1
             or self.max_body_bytes < 1024
             or self.log_flush_seconds <= 0
+            or self.max_explained < 0
+            or self.explained_per_second <= 0
+            or self.header_seconds <= 0
+            or self.body_seconds <= 0
         ):
             raise ValueError(f"invalid serving settings: {self}")
 
@@ -45,6 +60,10 @@ class ServeSettings:
             "BOOKING_SERVE_MAX_BATCH": str(self.max_batch),
             "BOOKING_SERVE_MAX_BODY_BYTES": str(self.max_body_bytes),
             "BOOKING_SERVE_LOG_FLUSH_SECONDS": str(self.log_flush_seconds),
+            "BOOKING_SERVE_MAX_EXPLAINED": str(self.max_explained),
+            "BOOKING_SERVE_EXPLAINED_PER_SECOND": str(self.explained_per_second),
+            "BOOKING_SERVE_HEADER_SECONDS": str(self.header_seconds),
+            "BOOKING_SERVE_BODY_SECONDS": str(self.body_seconds),
         }
 
 
@@ -62,4 +81,10 @@ def load_serve_settings(env: dict[str, str] | None = None) -> ServeSettings:
         log_flush_seconds=float(
             env.get("BOOKING_SERVE_LOG_FLUSH_SECONDS") or defaults.log_flush_seconds
         ),
+        max_explained=int(env.get("BOOKING_SERVE_MAX_EXPLAINED") or defaults.max_explained),
+        explained_per_second=float(
+            env.get("BOOKING_SERVE_EXPLAINED_PER_SECOND") or defaults.explained_per_second
+        ),
+        header_seconds=float(env.get("BOOKING_SERVE_HEADER_SECONDS") or defaults.header_seconds),
+        body_seconds=float(env.get("BOOKING_SERVE_BODY_SECONDS") or defaults.body_seconds),
     )

@@ -7,16 +7,23 @@ the batch rate halved: 78k against 130-151k rows/s in `benchmarks/serving.py`. H
 binds its own socket to the same port and the kernel spreads new connections over the listening
 ones by a hash of the client's address and port. A worker starts listening only once the app's
 startup has loaded the models, so until then the kernel sends connections to the ready workers.
+
+SO_REUSEPORT would as gladly let a second server join the port: while the first one's workers
+were still loading their models, nothing was bound yet, and a second `serve` started a second
+later passed the port check and served beside it. The supervisor therefore holds an exclusive
+lock per port (a file under the temporary directory) for as long as it serves.
 """
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import re
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -51,11 +58,48 @@ def _serve_one_worker(config_kwargs: dict[str, Any]) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
+class PortTaken(Exception):
+    pass
+
+
+def port_lock_path(port: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"booking-platform-serve-{port}.lock"
+
+
+def lock_port(port: int) -> int:
+    """An open file descriptor holding the port's exclusive lock (released when it is closed,
+    or when the process ends however it ends); PortTaken names the holder's PID."""
+    path = port_lock_path(port)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(handle, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(handle)
+        raise PortTaken(f"another booking-platform server (pid {holder}) serves it") from None
+    os.ftruncate(handle, 0)
+    os.pwrite(handle, str(os.getpid()).encode(), 0)
+    return handle
+
+
 def run_workers(config_kwargs: dict[str, Any], workers: int) -> int:
     """Serve with `workers` processes until SIGINT or SIGTERM; restart a worker that dies.
 
     Returns the exit status: 0 after a signal, STARTUP_FAILURE when a worker could not start
-    (the app, or the port, would fail the same way on every restart)."""
+    (the app, or the port, would fail the same way on every restart) or the port is taken."""
+    host, port = config_kwargs["host"], config_kwargs["port"]
+    try:
+        lock = lock_port(port)
+    except (PortTaken, OSError) as error:
+        print(f"error: cannot serve on {host}:{port}: {error}", file=sys.stderr)
+        return STARTUP_FAILURE
+    try:
+        return _supervise(config_kwargs, workers)
+    finally:
+        os.close(lock)
+
+
+def _supervise(config_kwargs: dict[str, Any], workers: int) -> int:
     host, port = config_kwargs["host"], config_kwargs["port"]
     try:
         # SO_REUSEPORT would let a second server started on a busy port quietly take half of

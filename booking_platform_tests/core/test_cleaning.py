@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from booking_platform.core.bounds import NUMBER_BOUNDS
 from booking_platform.core.cleaning import clean_bookings, history, open_bookings
+from booking_platform.core.snapshots import take_snapshot
 from booking_platform.core.source import read_bookings
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -24,10 +26,10 @@ def test_invalid_rows_are_quarantined_with_reasons(tmp_path: Path) -> None:
     result = clean_bookings(_raw(frame, tmp_path))
     reasons = dict(zip(result.quarantined["booking_id"], result.quarantined["reason"], strict=True))
     assert reasons == {
-        1: "negative adr",
+        1: "adr -5.0 below 0",
         2: "zero guests",
         3: "impossible arrival date",
-        4: "negative adr; zero guests",
+        4: "adr -1.0 below 0; zero guests",
     }
     assert len(result.cleaned) + len(result.quarantined) == 30
     assert set(result.cleaned["booking_id"]).isdisjoint(reasons)
@@ -63,3 +65,34 @@ def test_history_and_open_bookings_follow_the_time_model(tmp_path: Path) -> None
     later = cleaned[(cleaned["arrival_date"] >= cutoff) & (cleaned["booking_date"] < cutoff)]
     known = later["reservation_status"].eq("Canceled") & (later["reservation_status_date"] < cutoff)
     assert len(upcoming) == len(later) - known.sum() and known.sum() > 0
+
+
+def test_numbers_are_checked_before_they_are_cast(tmp_path: Path) -> None:
+    """1e308 adults once wrapped to -9223372036854775808 and passed; 1e23 days of lead time
+    crashed with an OverflowError naming no column. Each is quarantined with column and value."""
+    frame = make_bookings(30).astype({"adults": object, "lead_time": object, "babies": object})
+    frame.loc[0, "adults"] = "1e308"
+    frame.loc[1, "lead_time"] = "1e23"
+    frame.loc[2, "babies"] = "1.5"
+    frame.loc[3, "adults"] = "1000000"
+    frame.loc[4, "stays_in_week_nights"] = 1_000_000
+    frame.loc[5, "arrival_date_year"] = 99999
+    frame.loc[6, "lead_time"] = "-inf"
+    raw = _raw(frame, tmp_path)
+    result = clean_bookings(raw)
+    reasons = dict(zip(result.quarantined["booking_id"], result.quarantined["reason"], strict=True))
+    assert reasons == {
+        1: "adults 1e308 above 100",
+        2: "lead_time 1e23 above 1000",
+        3: "babies 1.5 not a whole number",
+        4: "adults 1000000 above 100",
+        5: "stays_in_week_nights 1000000 above 265",
+        6: "arrival_date_year 99999 above 2100",
+        7: "lead_time -inf below 0",
+    }
+    assert len(result.cleaned) == 23
+    for column in ("adults", "lead_time", "babies", "arrival_date_year"):
+        bound = NUMBER_BOUNDS[column]
+        assert result.cleaned[column].between(bound.ge, bound.le).all()
+    # a snapshot of such an export is written without a crash, the bad rows kept for cleaning
+    assert len(take_snapshot(raw, date(2017, 5, 1))) > 7

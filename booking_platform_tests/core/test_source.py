@@ -1,3 +1,4 @@
+import gzip
 import http.server
 import threading
 import zipfile
@@ -6,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from booking_platform.core.features import SCORING_COLUMNS
 from booking_platform.core.source import SourceError, read_bookings, resolve_source
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -76,7 +78,7 @@ def test_scoring_files_may_omit_outcomes(tmp_path: Path) -> None:
         columns=["is_canceled", "reservation_status", "reservation_status_date"]
     )
     path = write_csv(frame, tmp_path / "to_score.csv")
-    assert len(read_bookings(path, require_outcomes=False).frame) == 10
+    assert len(read_bookings(path, required=SCORING_COLUMNS).frame) == 10
     with pytest.raises(SourceError, match="missing column"):
         read_bookings(path)
 
@@ -107,3 +109,62 @@ def test_a_url_source_is_downloaded_once_and_cached(tmp_path: Path) -> None:
     assert first == second == tmp_path / "cache" / "hotel_bookings.csv"
     assert requests == ["/hotel_bookings.csv"]
     assert len(read_bookings(first).frame) == 30
+
+
+@pytest.mark.parametrize(
+    ("ids", "bad"),
+    [
+        (["1.1", "1.9"], "['1.1', '1.9'] on file lines [2, 3]"),  # both were read as 1
+        (["1e30", "2"], "['1e30'] on file lines [2]"),  # was -9223372036854775808
+        (["9223372036854775808", "2"], "['9223372036854775808']"),  # one past int64
+        (["-4", "2"], "['-4']"),
+        (["7", "7"], "['7', '7'] on file lines [2, 3]"),
+    ],
+)
+def test_booking_ids_must_be_unique_whole_numbers_in_range(
+    tmp_path: Path, ids: list[str], bad: str
+) -> None:
+    frame = make_bookings(5).astype({"is_canceled": object})
+    frame.insert(0, "booking_id", ids + [str(i) for i in range(100, 103)])
+    with pytest.raises(
+        SourceError, match="b.csv: booking_id must be unique whole numbers"
+    ) as raised:
+        read_bookings(write_csv(frame, tmp_path / "b.csv"))
+    assert bad in str(raised.value)
+
+
+def test_the_largest_booking_id_is_read_exactly(tmp_path: Path) -> None:
+    frame = make_bookings(2)
+    frame.insert(0, "booking_id", ["9223372036854775807", "9223372036854775806"])
+    source = read_bookings(write_csv(frame, tmp_path / "b.csv"))
+    assert source.frame["booking_id"].tolist() == [2**63 - 1, 2**63 - 2]
+
+
+def test_a_duplicated_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    frame = make_bookings(5)
+    text = frame.to_csv(index=False).splitlines()
+    # a second adr column appended to the header and every row: pandas would call it adr.1
+    path.write_text("\n".join([text[0] + ",adr"] + [line + ",5" for line in text[1:]]) + "\n")
+    with pytest.raises(
+        SourceError, match=r"twice.csv: column\(s\) \['adr'\] appear more than once"
+    ):
+        read_bookings(path)
+
+
+def test_a_zip_from_macos_with_its_resource_fork_is_read(tmp_path: Path) -> None:
+    csv = write_csv(make_bookings(20), tmp_path / "b.csv")
+    archive = tmp_path / "b.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.write(csv, "b.csv")
+        handle.writestr("__MACOSX/._b.csv", b"\x00\x05\x16\x07 resource fork")
+    assert len(read_bookings(archive).frame) == 20
+
+
+def test_a_truncated_gzip_names_the_file(tmp_path: Path) -> None:
+    csv = write_csv(make_bookings(2000), tmp_path / "b.csv")
+    whole = gzip.compress(csv.read_bytes())
+    truncated = tmp_path / "bookings_2017-05-01.csv.gz"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SourceError, match="bookings_2017-05-01.csv.gz: the compressed file is"):
+        read_bookings(truncated)

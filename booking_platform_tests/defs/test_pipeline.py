@@ -104,7 +104,8 @@ def test_a_weak_candidate_is_stopped_by_the_gate_and_the_champion_stays(
     assert run_main_job(settings, instance).success
     before = _query(settings, "SELECT booking_id, cancel_probability, scored_at FROM predictions")
 
-    weak = run_main_job(settings, instance, params_json=WEAK_PARAMS)
+    # uncalibrated: its calibration error fails the gate's ceiling (calibrated, it may not)
+    weak = run_main_job(settings, instance, params_json=WEAK_PARAMS, calibrate=False)
     assert not weak.success
     gate = _gate(weak)
     assert not gate.passed
@@ -168,16 +169,23 @@ def test_a_bad_source_fails_the_run_and_replaces_nothing(
 def test_invalid_rows_are_quarantined_and_the_run_goes_on(
     tmp_path: Path, settings: Settings, instance: dg.DagsterInstance
 ) -> None:
-    frame = make_bookings(SYNTHETIC_ROWS)
+    frame = make_bookings(SYNTHETIC_ROWS).astype({"adults": object})
     frame.loc[[10, 11], "adr"] = -20.0
     frame.loc[12, ["adults", "children", "babies"]] = [0, 0.0, 0]
+    frame.loc[13, "adults"] = "1e308"  # once cast to -9223372036854775808, and kept
     source = write_csv(frame, tmp_path / "with_invalid.csv")
 
     result = run_main_job(replace(settings, source=str(source)), instance)
     assert result.success
     quarantined = _query(settings, "SELECT booking_id, reason FROM quarantined_bookings ORDER BY 1")
-    assert quarantined == [(11, "negative adr"), (12, "negative adr"), (13, "zero guests")]
-    assert _query(settings, "SELECT count(*) FROM cleaned_bookings") == [(SYNTHETIC_ROWS - 3,)]
+    assert quarantined == [
+        (11, "adr -20.0 below 0"),
+        (12, "adr -20.0 below 0"),
+        (13, "zero guests"),
+        (14, "adults 1e308 above 100"),
+    ]
+    assert _query(settings, "SELECT count(*) FROM cleaned_bookings") == [(SYNTHETIC_ROWS - 4,)]
+    assert _query(settings, "SELECT min(adults), max(adults) FROM cleaned_bookings") == [(1, 3)]
 
 
 def test_a_new_as_of_adds_predictions_and_keeps_the_old_ones(

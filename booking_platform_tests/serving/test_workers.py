@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 
@@ -90,3 +91,55 @@ def test_a_port_already_served_is_refused_not_shared(served_home: Settings) -> N
         )
     assert finished.returncode == 3
     assert f"cannot serve on 127.0.0.1:{port}" in finished.stderr
+
+
+def _serve_process(settings: Settings, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "BOOKING_PLATFORM_HOME": str(settings.home)},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _children(parent: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(stat.parent.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return children
+
+
+def test_a_second_server_started_while_the_first_loads_is_refused(served_home: Settings) -> None:
+    """Both once served: the first's workers had not bound the port yet (they bind once their
+    models are loaded), so the second's port check passed and it joined with SO_REUSEPORT."""
+    set_alias(served_home, "challenger", None)
+    port = free_port()
+    first = _serve_process(served_home, port)
+    second = None
+    try:
+        deadline = time.monotonic() + 120
+        while not _children(first.pid):  # past its port check, its workers loading models
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.2)
+        assert not sockets_by_worker(first.pid, port)  # nothing bound yet
+        second = _serve_process(served_home, port)
+        _, stderr = second.communicate(timeout=120)
+        assert second.returncode == 3, stderr
+        assert (
+            f"error: cannot serve on 127.0.0.1:{port}: another booking-platform server "
+            f"(pid {first.pid}) serves it"
+        ) in stderr
+        _wait_for_two_listening_workers(Server(f"http://127.0.0.1:{port}", first, served_home))
+        booking = as_request(cleaned_rows(served_home).iloc[0])
+        response = httpx.post(f"http://127.0.0.1:{port}/predict", json=booking, timeout=30)
+        assert response.status_code == 200
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=30)

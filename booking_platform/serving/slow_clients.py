@@ -1,0 +1,72 @@
+"""uvicorn's httptools protocol with deadlines for a request's head and body.
+
+uvicorn times out only an idle kept-alive connection: a client that opens a connection and sends
+nothing, or its headers a byte at a time, or a body slower than it promised, holds a connection
+(and a slot of the worker) for as long as it likes. Here the request line and headers must be
+complete within BOOKING_SERVE_HEADER_SECONDS of the connection being made (or of the request's
+first byte, on a kept-alive connection), and the body within BOOKING_SERVE_BODY_SECONDS of the
+headers; otherwise the client gets a 408 and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from booking_platform.serving.settings import load_serve_settings
+
+TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+)
+
+
+class DeadlineHttpToolsProtocol(HttpToolsProtocol):
+    """What `booking-platform serve` runs (uvicorn's `http` option names this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        settings = load_serve_settings()
+        self._header_seconds, self._body_seconds = settings.header_seconds, settings.body_seconds
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expire, what, seconds)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self, what: str, seconds: float) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True  # the app's receive() then says http.disconnect
+        message = f"the request's {what} did not arrive within {seconds:g} s".encode()
+        self.transport.write(TIMEOUT_RESPONSE % (len(message), message))
+        self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self._header_seconds, "headers")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm(self._header_seconds, "headers")
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(self._body_seconds, "body")
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
