@@ -27,7 +27,7 @@ from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import (
     month_starts,
     parse_month_or_date,
-    snapshot_as_of,
+    scan_landing,
     write_snapshot,
 )
 from booking_platform.core.source import (
@@ -93,9 +93,10 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
     prepare_dagster_home(settings)
     job = build_definitions(settings).resolve_job_def(job_name)
     landing = settings.landing_dir
-    landed = {
-        d for p in (landing.iterdir() if landing.is_dir() else []) if (d := snapshot_as_of(p))
-    }
+    usable, unusable = scan_landing(landing)
+    for reason in unusable:
+        console.print(f"[yellow]skipped:[/] {reason}", soft_wrap=True)
+    landed = {snapshot.as_of for snapshot in usable}
     failures = 0
     with dg.DagsterInstance.get() as instance:
         known = {
