@@ -21,6 +21,7 @@ from booking_platform.config import MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import SensorRules, plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.export_audit import AsOfOutsideData, check_as_of_inside
 from booking_platform.core.features import SCORED_ON
 from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.scoring import score_bookings
@@ -28,6 +29,7 @@ from booking_platform.core.snapshots import (
     month_starts,
     parse_month_or_date,
     scan_landing,
+    snapshot_path,
     write_snapshot,
 )
 from booking_platform.core.source import (
@@ -55,10 +57,17 @@ def prepare_dagster_home(settings: Settings) -> Path:
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _execute(instance, job, as_of: str, run_id: str | None = None):  # noqa: ANN001, ANN202
-    """Run `job` in process as of `as_of` (its partition, added if new); Dagit sees the run."""
+def _execute(instance, job, as_of: str, run_id: str | None = None, tags=None):  # noqa: ANN001, ANN202
+    """Run `job` in process as of `as_of` (its partition, added if new); Dagit sees the run.
+
+    Runs left unfinished by a killed process are marked failed first; this run is tagged with
+    this process, so that the same check finds it if this process is killed.
+    """
+    from booking_platform.defs.dead_runs import fail_dead_runs, in_process_tags
     from booking_platform.defs.partitions import as_of_partitions
 
+    for recovered in fail_dead_runs(instance):
+        console.print(f"[yellow]recovered:[/] {recovered}", soft_wrap=True)
     instance.add_dynamic_partitions(as_of_partitions.name, [as_of])
     # the CLI prints its own summary instead of Dagster's per-event log; Dagit keeps it all
     return job.execute_in_process(
@@ -67,7 +76,35 @@ def _execute(instance, job, as_of: str, run_id: str | None = None):  # noqa: ANN
         run_id=run_id,
         raise_on_error=False,
         run_config=QUIET,
+        tags={**(tags or {}), **in_process_tags()},
     )
+
+
+def _run_tags(accept_shrink: bool) -> dict[str, str]:
+    from booking_platform.defs.assets.ingestion import ACCEPT_SHRINK_TAG
+
+    return {ACCEPT_SHRINK_TAG: "true"} if accept_shrink else {}
+
+
+def _as_of_refusal(settings: Settings, instance) -> str | None:  # noqa: ANN001
+    """Why the as-of date cannot run, read from its source before its partition is added; None
+    when it can, when the partition exists already (raw_bookings refuses before writing a row),
+    or when the source cannot be read (the run then fails naming the problem)."""
+    from booking_platform.defs.partitions import as_of_partitions
+
+    as_of = settings.as_of
+    if instance.has_dynamic_partition(as_of_partitions.name, str(as_of)):
+        return None
+    try:
+        path = snapshot_path(settings.landing_dir, as_of) or resolve_source(
+            settings.source, settings.cache_dir
+        )
+        check_as_of_inside(read_bookings(path).frame, as_of, path)
+    except AsOfOutsideData as refusal:
+        return str(refusal)
+    except (SourceError, OSError):
+        return None
+    return None
 
 
 def _step_errors(result) -> list[str]:  # noqa: ANN001
@@ -80,7 +117,9 @@ def _step_errors(result) -> list[str]:  # noqa: ANN001
     return errors
 
 
-def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
+def backfill(
+    settings: Settings, start: date, end: date, job_name: str, accept_shrink: bool = False
+) -> int:
     """Run `job_name` as of every landed snapshot (and known partition) in [start, end].
 
     Dates run oldest first; a failing date is reported and the next one still runs.
@@ -107,7 +146,7 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
             console.print(f"[red]error:[/] no snapshot in {landing} and no partition in range")
             return 2
         for as_of in track(dates, description=f"{job_name} backfill", console=console):
-            result = _execute(instance, job, as_of.isoformat())
+            result = _execute(instance, job, as_of.isoformat(), tags=_run_tags(accept_shrink))
             if result.success:
                 console.print(f"{as_of}: [green]succeeded[/] (run {result.run_id})")
             else:
@@ -116,10 +155,20 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
                 for error in _step_errors(result):
                     console.print(f"  {error}", markup=False, soft_wrap=True)
     console.print(f"{len(dates) - failures} of {len(dates)} date(s) succeeded")
+    if failures < len(dates):
+        _publish_read_copy(settings)
     return 1 if failures else 0
 
 
-def run_main_job(settings: Settings) -> int:
+def _publish_read_copy(settings: Settings) -> None:
+    """Refresh the analysts' copy after a successful run (defs/read_copy.py says why)."""
+    copy = warehouse.publish_read_copy(
+        settings.warehouse_path, settings.warehouse_lock_wait_seconds
+    )
+    console.print(f"analysts' read copy: {copy}", soft_wrap=True)
+
+
+def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     """Materialise the whole asset graph in the instance under the data home; print a summary."""
     import dagster as dg
 
@@ -134,11 +183,15 @@ def run_main_job(settings: Settings) -> int:
     )
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
     run_id = str(uuid.uuid4())
-    with (
-        dg.DagsterInstance.get() as instance,
-        run_progress(instance, run_id, job_step_count(job), console),
-    ):
-        result = _execute(instance, job, str(settings.as_of), run_id)
+    with dg.DagsterInstance.get() as instance:
+        refusal = _as_of_refusal(settings, instance)
+        if refusal:
+            console.print(f"[red]error:[/] {refusal}", soft_wrap=True)
+            return 2
+        with run_progress(instance, run_id, job_step_count(job), console):
+            result = _execute(
+                instance, job, str(settings.as_of), run_id, tags=_run_tags(accept_shrink)
+            )
     metadata: dict[str, dict[str, object]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
@@ -157,6 +210,7 @@ def run_main_job(settings: Settings) -> int:
         for error in _step_errors(result):
             console.print(error, markup=False, soft_wrap=True)
         return 1
+    _publish_read_copy(settings)
     return 0
 
 
@@ -487,7 +541,14 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="booking-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="materialise the whole asset graph and print a summary")
+    run_parser = commands.add_parser(
+        "run", help="materialise the whole asset graph and print a summary"
+    )
+    run_parser.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="publish an export even if it shrinks by more than BOOKINGS_MAX_SHRINK",
+    )
     predict = commands.add_parser("predict", help="score a CSV/zip of bookings")
     predict.add_argument("--input", required=True, type=Path)
     predict.add_argument("--output", required=True, type=Path)
@@ -530,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["scoring_job", "booking_platform_job", "retraining_job"],
         help="scoring_job ingests and scores (default); booking_platform_job also trains",
     )
+    backfill_parser.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="publish exports even if they shrink by more than BOOKINGS_MAX_SHRINK",
+    )
     explain = commands.add_parser("explain", help="a booking, its probability and its reasons")
     explain.add_argument("booking_id", type=int)
     http = commands.add_parser("serve", help="serve predictions over HTTP (FastAPI, uvicorn)")
@@ -549,9 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "run":
-        return run_main_job(settings)
+        return run_main_job(settings, args.accept_shrink)
     if args.command == "backfill":
-        return backfill(settings, args.start, args.end, args.job)
+        return backfill(settings, args.start, args.end, args.job, args.accept_shrink)
     if args.command == "backtest":
         return backtest(settings, month_starts(args.start, args.end), args.seeds)
     if args.command == "replay":

@@ -4,6 +4,8 @@ BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cach
 BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
+BOOKINGS_MAX_SHRINK    refuse an export that shrinks the as-of slice by more than this share; 0.2
+WAREHOUSE_LOCK_WAIT_SECONDS  how long a run waits for another process's warehouse lock; 60
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+
+from booking_platform.core.export_audit import DEFAULT_MAX_SHRINK
+from booking_platform.core.warehouse import DEFAULT_LOCK_WAIT_SECONDS, read_copy_path
 
 DEFAULT_AS_OF = "2017-05-01"
 # Chosen with the backtest (README, "The backtest"): 60 days retrains on every other monthly
@@ -31,10 +36,17 @@ class Settings:
     source: str
     as_of: date
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
+    max_shrink: float = DEFAULT_MAX_SHRINK
+    warehouse_lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
 
     @property
     def warehouse_path(self) -> Path:
         return self.home / "warehouse.duckdb"
+
+    @property
+    def read_copy_path(self) -> Path:
+        """What analysts open: the warehouse as of the last successful run, never locked by it."""
+        return read_copy_path(self.warehouse_path)
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -90,4 +102,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     except ValueError as error:
         raise ValueError(f"BOOKINGS_AS_OF must be YYYY-MM-DD, got {as_of_text!r}") from error
     max_age = int(env.get("CHAMPION_MAX_AGE_DAYS") or DEFAULT_CHAMPION_MAX_AGE_DAYS)
-    return Settings(home=home, source=source, as_of=as_of, champion_max_age_days=max_age)
+    max_shrink = float(env.get("BOOKINGS_MAX_SHRINK") or DEFAULT_MAX_SHRINK)
+    if not 0 <= max_shrink < 1:
+        raise ValueError(f"BOOKINGS_MAX_SHRINK must be a share in [0, 1), got {max_shrink}")
+    lock_wait = float(env.get("WAREHOUSE_LOCK_WAIT_SECONDS") or DEFAULT_LOCK_WAIT_SECONDS)
+    return Settings(
+        home=home,
+        source=source,
+        as_of=as_of,
+        champion_max_age_days=max_age,
+        max_shrink=max_shrink,
+        warehouse_lock_wait_seconds=lock_wait,
+    )

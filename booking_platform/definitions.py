@@ -13,7 +13,9 @@ from booking_platform.defs.assets import (
     predictions,
     serving,
 )
+from booking_platform.defs.dead_runs import dead_run_sensor
 from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
+from booking_platform.defs.read_copy import build_read_copy_sensor
 from booking_platform.defs.resources import build_resources
 from booking_platform.defs.sensors import (
     build_landing_sensor,
@@ -36,6 +38,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             realised_performance_sensor,
             drift_sensor,
             build_landing_sensor(settings.landing_dir),
+            build_read_copy_sensor(settings.warehouse_path, settings.warehouse_lock_wait_seconds),
+            dead_run_sensor,
         ],
         resources=build_resources(settings),
         # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step

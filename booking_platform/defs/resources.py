@@ -17,6 +17,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
+from booking_platform.core.export_audit import DEFAULT_MAX_SHRINK
 
 
 class PlatformSettings(dg.ConfigurableResource):
@@ -25,15 +26,24 @@ class PlatformSettings(dg.ConfigurableResource):
     home: str
     source: str
     as_of: str
+    max_shrink: float = DEFAULT_MAX_SHRINK
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlatformSettings":
-        return cls(home=str(settings.home), source=settings.source, as_of=str(settings.as_of))
+        return cls(
+            home=str(settings.home),
+            source=settings.source,
+            as_of=str(settings.as_of),
+            max_shrink=settings.max_shrink,
+        )
 
     @property
     def settings(self) -> Settings:
         return Settings(
-            home=Path(self.home), source=self.source, as_of=date.fromisoformat(self.as_of)
+            home=Path(self.home),
+            source=self.source,
+            as_of=date.fromisoformat(self.as_of),
+            max_shrink=self.max_shrink,
         )
 
 
@@ -41,10 +51,13 @@ class Warehouse(dg.ConfigurableResource):
     """The DuckDB file; connections are short because DuckDB admits one writer process."""
 
     path: str
+    lock_wait_seconds: float = warehouse.DEFAULT_LOCK_WAIT_SECONDS
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(Path(self.path), read_only=read_only) as connection:
+        with warehouse.connect(
+            Path(self.path), read_only=read_only, lock_wait_seconds=self.lock_wait_seconds
+        ) as connection:
             yield connection
 
 
@@ -75,7 +88,10 @@ class MlflowRegistry(dg.ConfigurableResource):
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "platform": PlatformSettings.from_settings(settings),
-        "warehouse": Warehouse(path=str(settings.warehouse_path)),
+        "warehouse": Warehouse(
+            path=str(settings.warehouse_path),
+            lock_wait_seconds=settings.warehouse_lock_wait_seconds,
+        ),
         "mlflow_registry": MlflowRegistry(
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_root=str(settings.mlflow_artifact_root),

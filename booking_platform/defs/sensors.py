@@ -19,6 +19,7 @@ import dagster as dg
 from booking_platform.core.drift import NO_RETRAINING
 from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.snapshots import scan_landing
+from booking_platform.defs.assets.ingestion import SNAPSHOT_TAG
 from booking_platform.defs.jobs import (
     RETRAIN_REASON_TAG,
     RETRAINING_JOB_NAME,
@@ -192,7 +193,7 @@ def build_landing_sensor(landing_dir: Path) -> dg.SensorDefinition:
                     run_key=f"landing:{path.name}:{signature}",
                     job_name=(booking_platform_job if train else scoring_job).name,
                     partition_key=as_of.isoformat(),
-                    tags={"booking_platform/snapshot": path.name}
+                    tags={SNAPSHOT_TAG: path.name}
                     | ({RETRAIN_REASON_TAG: "first snapshot"} if train else {}),
                 )
             )

@@ -51,7 +51,7 @@ def test_main_job_trains_gates_registers_and_scores(
     checks = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    assert len(checks) == 4 and all(c.asset_check_evaluation_data.passed for c in checks)
+    assert len(checks) == 6 and all(c.asset_check_evaluation_data.passed for c in checks)
 
     ((raw,),) = _query(settings, "SELECT count(*) FROM raw_bookings")
     ((cleaned,),) = _query(settings, "SELECT count(*) FROM cleaned_bookings")
