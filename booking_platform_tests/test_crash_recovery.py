@@ -35,7 +35,8 @@ KILL_AT = [
     "batch_predictions",
 ]
 CLI = str(Path(sys.executable).with_name("booking-platform"))
-STEP_TIMEOUT = 600  # seconds; a synthetic run takes well under a minute on an idle machine
+# seconds; a synthetic run takes well under a minute on an idle machine, many on a busy one
+STEP_TIMEOUT = 1800
 
 
 def _start_run(settings: Settings) -> subprocess.Popen:
@@ -48,6 +49,15 @@ def _start_run(settings: Settings) -> subprocess.Popen:
     return subprocess.Popen(
         [CLI, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+
+
+def _finish(run: subprocess.Popen) -> str:
+    """The run's output once it ended (killed if it outlives the timeout: never left behind)."""
+    try:
+        return run.communicate(timeout=STEP_TIMEOUT)[0]
+    except subprocess.TimeoutExpired:
+        run.kill()
+        return run.communicate()[0]
 
 
 def _instance(settings: Settings) -> dg.DagsterInstance:
@@ -81,6 +91,8 @@ def _kill_when_started(
                         run.stdout.close()
                         return dagster_run.run_id
         time.sleep(0.1)
+    run.kill()
+    run.wait(timeout=30)
     pytest.fail(f"{step} did not start within {STEP_TIMEOUT} s")
 
 
@@ -122,7 +134,7 @@ def test_sigkill_at_each_stage_leaves_old_or_new_and_the_next_run_recovers(
     then = Settings(home=first.home, source=str(export_b), as_of=SYNTHETIC_AS_OF)
 
     baseline = _start_run(first)
-    output = baseline.communicate(timeout=STEP_TIMEOUT)[0]
+    output = _finish(baseline)
     assert baseline.returncode == 0, output
     seen = [_slices(first)]
     killed = []
@@ -139,7 +151,7 @@ def test_sigkill_at_each_stage_leaves_old_or_new_and_the_next_run_recovers(
         _assert_champion_complete(then)
 
     last = _start_run(then)
-    output = last.communicate(timeout=STEP_TIMEOUT)[0]
+    output = _finish(last)
     assert last.returncode == 0, output
     assert "recovered: run " + killed[-1] in " ".join(output.split())
     final = _slices(then)
