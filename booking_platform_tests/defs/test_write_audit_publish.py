@@ -160,3 +160,23 @@ def test_an_export_arriving_in_2030_is_refused_as_of_2017(
         "as-of date 2017-05-01 is outside the data" in failure.step_failure_data.error.cause.message
     )
     assert _published(settings) == accepted
+
+
+def test_the_read_copy_follows_each_successful_run(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    definitions = build_definitions(settings)
+    sensor = definitions.resolve_sensor_def("read_copy_sensor")
+
+    def tick(cursor: str | None):  # noqa: ANN202 (the tick's result)
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions)
+        return sensor.evaluate_tick(context)
+
+    started = tick(None)  # a run status sensor starts from now
+    assert _run(settings, instance).success
+    assert not settings.read_copy_path.exists()
+    tick(started.cursor)
+    with warehouse.connect(settings.read_copy_path, read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM raw_bookings").fetchone() == (
+            SYNTHETIC_ROWS,
+        )
