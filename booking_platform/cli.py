@@ -1,5 +1,6 @@
 """The `booking-platform` command: run the main job, score a file, show and explain
-predictions, replay snapshots, backfill, backtest, serve predictions over HTTP."""
+predictions, show net demand per night, replay snapshots, backfill, backtest, serve predictions
+over HTTP."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from booking_platform.core.backtest import SensorRules, plot_backtest, run_backt
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.export_audit import AsOfOutsideData, check_as_of_inside
 from booking_platform.core.features import SCORED_ON
+from booking_platform.core.net_demand import read_nights
 from booking_platform.core.performance import REALISED_AUC_FLOOR
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import (
@@ -161,7 +163,10 @@ def backfill(
 
 
 def _publish_read_copy(settings: Settings) -> None:
-    """Refresh the analysts' copy after a successful run (defs/read_copy.py says why)."""
+    """Refresh the analysts' copy after a successful run (defs/read_copy.py says why); on
+    PostgreSQL readers never block writers, so there is no copy."""
+    if settings.warehouse_url:
+        return
     copy = warehouse.publish_read_copy(
         settings.warehouse_path, settings.warehouse_lock_wait_seconds
     )
@@ -305,10 +310,10 @@ def predict_file(
 
 
 def show_predictions(settings: Settings, limit: int) -> int:
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_url and not settings.warehouse_path.exists():
         console.print("[red]error:[/] no warehouse yet: run `make run` first")
         return 2
-    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         latest = warehouse.latest_predictions(connection, limit)
     if latest.empty:
         console.print("no predictions yet: run `make run` first")
@@ -393,6 +398,56 @@ def backtest(settings: Settings, months: list[date], seeds: int) -> int:
     return 0
 
 
+def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: date | None) -> int:
+    """Print one hotel's nights from the net_demand table (core/net_demand.py `read_nights`)."""
+    if start > end:
+        console.print(f"[red]error:[/] --from {start} is after --to {end}")
+        return 2
+    if not settings.warehouse_url and not settings.warehouse_path.exists():
+        console.print("[red]error:[/] no warehouse yet: run `make run` first")
+        return 2
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
+        try:
+            as_of, nights = read_nights(connection, hotel, start, end, as_of)
+        except LookupError as error:
+            console.print(f"[red]error:[/] {error}")
+            return 2
+    table = Table(
+        title=f"{hotel}: rooms per night from the bookings on the books on {as_of} "
+        "(bookings made later are not counted)",
+        caption=f"capacity: {nights['capacity_source'].iloc[0]}; headroom: rooms that can "
+        f"still be sold with a walk risk under {nights['walk_risk'].iloc[0]:.0%}"
+        if len(nights)
+        else None,
+    )
+    for column in (
+        "night",
+        "booked",
+        "exp. cancellations",
+        "exp. occupied",
+        "80 %",
+        "95 %",
+        "capacity",
+        "headroom",
+        "realised",
+    ):
+        table.add_column(column, justify="right")
+    for row in nights.to_dict("records"):
+        table.add_row(
+            f"{row['night']:%a %Y-%m-%d}",
+            str(row["rooms_booked"]),
+            f"{row['expected_cancellations']:.1f}",
+            f"{row['expected_occupied']:.1f}",
+            f"{row['occupied_80_low']}-{row['occupied_80_high']}",
+            f"{row['occupied_95_low']}-{row['occupied_95_high']}",
+            str(row["capacity"]),
+            str(row["headroom"]),
+            "" if pd.isna(row["realised_occupied"]) else str(int(row["realised_occupied"])),
+        )
+    console.print(table)
+    return 0
+
+
 def _replay_dates(args: argparse.Namespace) -> list[date]:
     if args.as_of is not None:
         return [args.as_of]
@@ -435,10 +490,10 @@ BOOKING_SUMMARY_COLUMNS = (
 
 def explain_booking(settings: Settings, booking_id: int) -> int:
     """The booking, its latest probability and the reasons stored with it."""
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_url and not settings.warehouse_path.exists():
         console.print("[red]error:[/] no warehouse yet: run `make run` first")
         return 2
-    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         scored = warehouse.booking_rows(
             connection, "predictions", booking_id, "as_of DESC, scored_at DESC"
         )
@@ -447,7 +502,7 @@ def explain_booking(settings: Settings, booking_id: int) -> int:
         quarantined = warehouse.booking_rows(
             connection, "quarantined_bookings", booking_id, "as_of DESC"
         )
-    where = settings.warehouse_path
+    where = settings.warehouse_location
     if booking.empty:
         detail = (
             f"it was quarantined: {quarantined['reason'].iloc[0]}"
@@ -596,6 +651,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="publish exports even if they shrink by more than BOOKINGS_MAX_SHRINK",
     )
+    demand = commands.add_parser(
+        "demand", help="one hotel's nights: expected rooms occupied, intervals, headroom"
+    )
+    demand.add_argument("--hotel", required=True, help='e.g. "City Hotel"')
+    demand.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
+    demand.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
+    demand.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        help="the forecast made on this date (default: the newest made on or before --from)",
+    )
     explain = commands.add_parser("explain", help="a booking, its probability and its reasons")
     explain.add_argument("booking_id", type=int)
     http = commands.add_parser("serve", help="serve predictions over HTTP (FastAPI, uvicorn)")
@@ -628,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
         return predict_file(settings, args.input, args.output, args.as_of)
     if args.command == "explain":
         return explain_booking(settings, args.booking_id)
+    if args.command == "demand":
+        return show_demand(settings, args.hotel, args.start, args.end, args.as_of)
     return show_predictions(settings, args.limit)
 
 

@@ -6,6 +6,8 @@ BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
 BOOKINGS_MAX_SHRINK    refuse an export that shrinks the as-of slice by more than this share; 0.2
 WAREHOUSE_LOCK_WAIT_SECONDS  how long a run waits for another process's warehouse lock; 60
+BOOKING_PLATFORM_WAREHOUSE_URL  the warehouse tables in PostgreSQL (`postgresql://user@host/db`,
+                       schema `warehouse`) instead of the DuckDB file under the home
 """
 
 from __future__ import annotations
@@ -38,15 +40,22 @@ class Settings:
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
     max_shrink: float = DEFAULT_MAX_SHRINK
     warehouse_lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
+    warehouse_url: str = ""
 
     @property
     def warehouse_path(self) -> Path:
+        """The DuckDB file, when the warehouse is not on a PostgreSQL server."""
         return self.home / "warehouse.duckdb"
 
     @property
     def read_copy_path(self) -> Path:
         """What analysts open: the warehouse as of the last successful run, never locked by it."""
         return read_copy_path(self.warehouse_path)
+
+    @property
+    def warehouse_location(self) -> str:
+        """Where the tables are: the PostgreSQL URL when one is set, else the DuckDB file."""
+        return self.warehouse_url or str(self.warehouse_path)
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -113,4 +122,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         champion_max_age_days=max_age,
         max_shrink=max_shrink,
         warehouse_lock_wait_seconds=lock_wait,
+        warehouse_url=env.get("BOOKING_PLATFORM_WAREHOUSE_URL") or "",
     )

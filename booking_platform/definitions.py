@@ -6,6 +6,7 @@ from booking_platform.config import Settings, load_settings
 from booking_platform.defs import checks, schedules
 from booking_platform.defs.assets import (
     analysis,
+    demand,
     features,
     ingestion,
     modeling,
@@ -28,7 +29,7 @@ from booking_platform.defs.sensors import (
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules(
-            [ingestion, analysis, features, modeling, monitoring, predictions, serving]
+            [ingestion, analysis, features, modeling, monitoring, predictions, serving, demand]
         ),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[booking_platform_job, scoring_job, retraining_job],

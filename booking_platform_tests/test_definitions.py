@@ -18,6 +18,8 @@ def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
         "realised_performance": {"accepted_bookings", "batch_predictions"},
         "eda_report": {"accepted_bookings"},
         "ab_test_report": {"accepted_bookings"},
+        "net_demand": {"booking_features", "batch_predictions"},
+        "estimated_performance": {"booking_features", "batch_predictions"},
     }
 
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import duckdb
 from mlflow.entities.model_registry import ModelVersion
 
 from booking_platform.config import MODEL_NAME, Settings
@@ -27,6 +27,7 @@ class PlatformSettings(dg.ConfigurableResource):
     source: str
     as_of: str
     max_shrink: float = DEFAULT_MAX_SHRINK
+    warehouse_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlatformSettings":
@@ -35,6 +36,7 @@ class PlatformSettings(dg.ConfigurableResource):
             source=settings.source,
             as_of=str(settings.as_of),
             max_shrink=settings.max_shrink,
+            warehouse_url=settings.warehouse_url,
         )
 
     @property
@@ -44,19 +46,21 @@ class PlatformSettings(dg.ConfigurableResource):
             source=self.source,
             as_of=date.fromisoformat(self.as_of),
             max_shrink=self.max_shrink,
+            warehouse_url=self.warehouse_url,
         )
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The DuckDB file; connections are short because DuckDB admits one writer process."""
+    """The tables: a DuckDB file (connections short: DuckDB admits one writer process) or a
+    PostgreSQL URL; `core/warehouse.py`'s functions work on either connection."""
 
-    path: str
+    location: str
     lock_wait_seconds: float = warehouse.DEFAULT_LOCK_WAIT_SECONDS
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connect(self, read_only: bool = False) -> Iterator[Any]:
         with warehouse.connect(
-            Path(self.path), read_only=read_only, lock_wait_seconds=self.lock_wait_seconds
+            self.location, read_only=read_only, lock_wait_seconds=self.lock_wait_seconds
         ) as connection:
             yield connection
 
@@ -89,7 +93,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "platform": PlatformSettings.from_settings(settings),
         "warehouse": Warehouse(
-            path=str(settings.warehouse_path),
+            location=settings.warehouse_location,
             lock_wait_seconds=settings.warehouse_lock_wait_seconds,
         ),
         "mlflow_registry": MlflowRegistry(
