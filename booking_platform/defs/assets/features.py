@@ -4,6 +4,7 @@ import dagster as dg
 
 from booking_platform.core.features import FEATURE_COLUMNS, FeatureSet, build_feature_set
 from booking_platform.core.warehouse import read_slice
+from booking_platform.defs import metadata_keys as keys
 from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import Warehouse
@@ -28,7 +29,7 @@ def booking_features(
     return dg.Output(
         feature_set,
         metadata={
-            "as_of": str(as_of),
+            keys.AS_OF: str(as_of),
             "history_rows": int(roles.get("history", 0)),
             "open_rows": int(roles.get("open", 0)),
             "feature_count": len(FEATURE_COLUMNS),

@@ -17,6 +17,7 @@ from booking_platform.core.plots import (
     monthly_roc_auc,
 )
 from booking_platform.core.training import DEFAULT_PARAMS, ValidatedModel, train_and_validate
+from booking_platform.defs import metadata_keys as keys
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry
 
@@ -74,7 +75,7 @@ def candidate_model(
             validated=validated,
         ),
         metadata={
-            "mlflow_run_id": run_id,
+            keys.MLFLOW_RUN_ID: run_id,
             "trained_on_rows": len(history),
             "holdout": f"arrivals {validated.holdout_start.date()} .. {booking_features.as_of}"
             f" (excl.), {int(metrics['rows']):,} rows",
@@ -122,10 +123,10 @@ def registered_model(
     return dg.MaterializeResult(
         metadata={
             "model_name": mlflow_registry.model_name,
-            "champion_version": version,
-            "trained_as_of": candidate_model.as_of,
+            keys.CHAMPION_VERSION: version,
+            keys.TRAINED_AS_OF: candidate_model.as_of,
             "previous_champion_version": previous or "none",
-            "mlflow_run_id": candidate_model.run_id,
+            keys.MLFLOW_RUN_ID: candidate_model.run_id,
             "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),
         }
     )
