@@ -4,6 +4,8 @@ BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cach
 BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
+BOOKING_FAILURE_WEBHOOK_URL  where failed runs are POSTed as JSON (besides table failed_runs);
+                       none by default
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Settings:
     source: str
     as_of: date
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
+    failure_webhook_url: str = ""
 
     @property
     def warehouse_path(self) -> Path:
@@ -90,4 +93,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     except ValueError as error:
         raise ValueError(f"BOOKINGS_AS_OF must be YYYY-MM-DD, got {as_of_text!r}") from error
     max_age = int(env.get("CHAMPION_MAX_AGE_DAYS") or DEFAULT_CHAMPION_MAX_AGE_DAYS)
-    return Settings(home=home, source=source, as_of=as_of, champion_max_age_days=max_age)
+    return Settings(
+        home=home,
+        source=source,
+        as_of=as_of,
+        champion_max_age_days=max_age,
+        failure_webhook_url=env.get("BOOKING_FAILURE_WEBHOOK_URL") or "",
+    )

@@ -1,5 +1,7 @@
 """The one Definitions object Dagit, the daemon, the CLI and the tests load."""
 
+import warnings
+
 import dagster as dg
 
 from booking_platform.config import Settings, load_settings
@@ -13,6 +15,7 @@ from booking_platform.defs.assets import (
     predictions,
     serving,
 )
+from booking_platform.defs.failures import run_failure_recorder
 from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
 from booking_platform.defs.resources import build_resources
 from booking_platform.defs.sensors import (
@@ -23,11 +26,21 @@ from booking_platform.defs.sensors import (
 )
 
 
+def _assets() -> list[dg.AssetsDefinition]:
+    """Every asset, each linked to its source in Dagit ("Code references")."""
+    # beta in Dagster 1.13: its warning would be printed by every command that loads these
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.with_source_code_references(
+            dg.load_assets_from_modules(
+                [ingestion, analysis, features, modeling, monitoring, predictions, serving]
+            )
+        )
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(
-            [ingestion, analysis, features, modeling, monitoring, predictions, serving]
-        ),
+        assets=_assets(),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[booking_platform_job, scoring_job, retraining_job],
         schedules=[schedules.daily_scoring_schedule, schedules.weekly_retraining_schedule],
@@ -36,6 +49,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             realised_performance_sensor,
             drift_sensor,
             build_landing_sensor(settings.landing_dir),
+            run_failure_recorder,
         ],
         resources=build_resources(settings),
         # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step

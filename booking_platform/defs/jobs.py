@@ -5,6 +5,8 @@ Per-step processes cost 3-4 s of start-up each on this 2-core machine for no par
 
 import dagster as dg
 
+from booking_platform.defs.assets.catalog_tags import STAGE_TAG
+
 MAIN_JOB_NAME = "booking_platform_job"
 SCORING_JOB_NAME = "scoring_job"
 RETRAINING_JOB_NAME = "retraining_job"
@@ -22,7 +24,7 @@ scoring_job = dg.define_asset_job(
     # the exploratory analysis is refreshed by the main job or by hand, not every morning
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets("candidate_model", "registered_model")
-    - dg.AssetSelection.groups("analysis"),
+    - dg.AssetSelection.tag(STAGE_TAG, "analysis"),
     executor_def=dg.in_process_executor,
     description="Ingest the latest data and score the open bookings with the current champion.",
 )

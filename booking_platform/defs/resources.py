@@ -72,6 +72,13 @@ class MlflowRegistry(dg.ConfigurableResource):
         return registry.alias_version(self.model_name, registry.CHALLENGER)
 
 
+class FailureAlerts(dg.ConfigurableResource):
+    """Where failed runs are announced besides the warehouse: a webhook URL ("" for none)."""
+
+    webhook_url: str = ""
+    dagit_url: str = "http://127.0.0.1:3000"  # `make dev`'s; each failure links to its run
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "platform": PlatformSettings.from_settings(settings),
@@ -80,5 +87,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_root=str(settings.mlflow_artifact_root),
         ),
+        "failure_alerts": FailureAlerts(webhook_url=settings.failure_webhook_url),
         "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_home / "io")),
     }

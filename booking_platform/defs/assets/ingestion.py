@@ -10,8 +10,10 @@ from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.snapshots import snapshot_path
 from booking_platform.core.source import read_bookings, resolve_source
 from booking_platform.core.warehouse import read_slice, replace_slices
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import PlatformSettings, Warehouse
+from booking_platform.defs.retries import passing_errors_retried
 
 RAW_TABLE = "raw_bookings"
 OUTCOME_FIELDS = ["booking_id", "arrival_date", "is_canceled"]
@@ -19,7 +21,8 @@ CLEANED_TABLE = "cleaned_bookings"
 QUARANTINE_TABLE = "quarantined_bookings"
 
 
-@dg.asset(group_name="ingestion", kinds={"duckdb"}, partitions_def=as_of_partitions)
+@dg.asset(**stage("ingestion"), kinds={"duckdb"}, partitions_def=as_of_partitions)
+@passing_errors_retried  # a URL source
 def raw_bookings(
     context: dg.AssetExecutionContext, platform: PlatformSettings, warehouse: Warehouse
 ) -> dg.MaterializeResult:
@@ -48,7 +51,7 @@ def raw_bookings(
 
 
 @dg.asset(
-    group_name="ingestion",
+    **stage("ingestion"),
     kinds={"duckdb"},
     deps=[raw_bookings],
     partitions_def=as_of_partitions,

@@ -18,8 +18,10 @@ from booking_platform.core.plots import (
 )
 from booking_platform.core.training import DEFAULT_PARAMS, ValidatedModel, train_and_validate
 from booking_platform.defs import metadata_keys as keys
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry
+from booking_platform.defs.retries import passing_errors_retried
 
 
 class CandidateConfig(dg.Config):
@@ -38,7 +40,8 @@ class Candidate:
     validated: ValidatedModel
 
 
-@dg.asset(group_name="modeling", kinds={"lightgbm", "mlflow"}, partitions_def=as_of_partitions)
+@dg.asset(**stage("modeling"), kinds={"lightgbm", "mlflow"}, partitions_def=as_of_partitions)
+@passing_errors_retried  # the MLflow store
 def candidate_model(
     context: dg.AssetExecutionContext,
     config: CandidateConfig,
@@ -96,7 +99,7 @@ def candidate_model(
 
 
 @dg.asset(
-    group_name="modeling",
+    **stage("modeling"),
     kinds={"mlflow"},
     partitions_def=as_of_partitions,
     # reported in Dagit; champion_staleness_sensor is what retrains (on the as-of clock)
@@ -104,6 +107,7 @@ def candidate_model(
         fail_window=timedelta(days=DEFAULT_CHAMPION_MAX_AGE_DAYS)
     ),
 )
+@passing_errors_retried  # the MLflow store
 def registered_model(
     context: dg.AssetExecutionContext, candidate_model: Candidate, mlflow_registry: MlflowRegistry
 ) -> dg.MaterializeResult:

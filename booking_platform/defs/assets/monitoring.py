@@ -15,15 +15,18 @@ from booking_platform.core.features import FeatureSet
 from booking_platform.core.retraining import RetrainingPolicy, recent_performance
 from booking_platform.core.warehouse import replace_tables
 from booking_platform.defs import metadata_keys as keys
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.ingestion import cleaned_bookings, latest_outcomes
 from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
+from booking_platform.defs.retries import passing_errors_retried
 
 PERFORMANCE_TABLE = "realised_performance"
 
 
-@dg.asset(group_name="monitoring", kinds={"evidently"}, partitions_def=as_of_partitions)
+@dg.asset(**stage("monitoring"), kinds={"evidently"}, partitions_def=as_of_partitions)
+@passing_errors_retried  # the MLflow store
 def drift_report(
     context: dg.AssetExecutionContext,
     booking_features: FeatureSet,
@@ -75,7 +78,7 @@ def drift_report(
     )
 
 
-@dg.asset(group_name="monitoring", deps=[cleaned_bookings, batch_predictions], kinds={"duckdb"})
+@dg.asset(**stage("monitoring"), deps=[cleaned_bookings, batch_predictions], kinds={"duckdb"})
 def realised_performance(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:

@@ -9,13 +9,15 @@ from booking_platform.core.explanations import REASONS_PER_BOOKING
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.warehouse import replace_predictions
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.modeling import registered_model
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
+from booking_platform.defs.retries import passing_errors_retried
 
 
 @dg.asset(
-    group_name="predictions",
+    **stage("predictions"),
     deps=[registered_model],
     partitions_def=as_of_partitions,
     kinds={"duckdb"},
@@ -24,6 +26,7 @@ from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Wa
         fail_window=timedelta(days=1), warn_window=timedelta(hours=20)
     ),
 )
+@passing_errors_retried  # the MLflow store
 def batch_predictions(
     context: dg.AssetExecutionContext,
     booking_features: FeatureSet,
