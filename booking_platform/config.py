@@ -6,6 +6,8 @@ BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
 BOOKING_FAILURE_WEBHOOK_URL  where failed runs are POSTed as JSON (besides table failed_runs);
                        none by default
+MLFLOW_UI_URL          the MLflow UI Dagit links runs and versions to; http://127.0.0.1:5000
+DAGIT_URL              the Dagit failed runs and MLflow runs link back to; http://127.0.0.1:3000
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ MODEL_NAME = "booking_cancellation"
 class Settings:
     home: Path
     source: str
-    as_of: date
+    as_of: date = date.fromisoformat(DEFAULT_AS_OF)
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
     failure_webhook_url: str = ""
+    mlflow_ui_url: str = "http://127.0.0.1:5000"  # `mlflow ui`'s default address
+    dagit_url: str = "http://127.0.0.1:3000"  # `make dev`'s
 
     @property
     def warehouse_path(self) -> Path:
@@ -99,4 +103,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         as_of=as_of,
         champion_max_age_days=max_age,
         failure_webhook_url=env.get("BOOKING_FAILURE_WEBHOOK_URL") or "",
+        mlflow_ui_url=env.get("MLFLOW_UI_URL") or Settings.mlflow_ui_url,
+        dagit_url=env.get("DAGIT_URL") or Settings.dagit_url,
     )

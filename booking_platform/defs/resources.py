@@ -8,7 +8,6 @@ data home; see the README.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -20,21 +19,20 @@ from booking_platform.core import registry, warehouse
 
 
 class PlatformSettings(dg.ConfigurableResource):
-    """The data home, the bookings source and the as-of date (defaults: the environment)."""
+    """The data home and the bookings source (defaults: the environment). No as-of date: an
+    asset takes it from its run's partition."""
 
     home: str
     source: str
-    as_of: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlatformSettings":
-        return cls(home=str(settings.home), source=settings.source, as_of=str(settings.as_of))
+        return cls(home=str(settings.home), source=settings.source)
 
     @property
     def settings(self) -> Settings:
-        return Settings(
-            home=Path(self.home), source=self.source, as_of=date.fromisoformat(self.as_of)
-        )
+        """The paths under the home; its `as_of` is the default, not the run's."""
+        return Settings(home=Path(self.home), source=self.source)
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -54,6 +52,25 @@ class MlflowRegistry(dg.ConfigurableResource):
     tracking_uri: str
     artifact_root: str
     model_name: str = MODEL_NAME
+    ui_url: str = Settings.mlflow_ui_url  # Dagit links runs and model versions there
+    dagit_url: str = Settings.dagit_url  # MLflow's Dagster runs link back there
+
+    def run_url(self, run_id: str) -> str:
+        return registry.run_url(self.ui_url, self.experiment_id(), run_id)
+
+    def version_url(self, version: str) -> str:
+        return registry.model_version_url(self.ui_url, self.model_name, version)
+
+    def dagster_parent_run(self, context: dg.AssetExecutionContext) -> str:
+        """The MLflow run of this Dagster run, which the run's candidates nest under."""
+        run = context.run
+        return registry.parent_run(
+            self.experiment_id(),
+            run.run_id,
+            name=f"dagster {run.job_name} {run.run_id[:8]}",
+            note=f"Dagster run {self.dagit_url.rstrip('/')}/runs/{run.run_id} of {run.job_name}"
+            + (f", as of {context.partition_key}" if context.has_partition_key else ""),
+        )
 
     def experiment_id(self) -> str:
         return registry.use_store(self.tracking_uri, Path(self.artifact_root))
@@ -76,7 +93,7 @@ class FailureAlerts(dg.ConfigurableResource):
     """Where failed runs are announced besides the warehouse: a webhook URL ("" for none)."""
 
     webhook_url: str = ""
-    dagit_url: str = "http://127.0.0.1:3000"  # `make dev`'s; each failure links to its run
+    dagit_url: str = Settings.dagit_url  # each failure links to its run there
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -86,7 +103,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "mlflow_registry": MlflowRegistry(
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_root=str(settings.mlflow_artifact_root),
+            ui_url=settings.mlflow_ui_url,
+            dagit_url=settings.dagit_url,
         ),
-        "failure_alerts": FailureAlerts(webhook_url=settings.failure_webhook_url),
+        "failure_alerts": FailureAlerts(
+            webhook_url=settings.failure_webhook_url, dagit_url=settings.dagit_url
+        ),
         "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_home / "io")),
     }

@@ -22,6 +22,8 @@ def _latest(context: dg.ScheduleEvaluationContext, tags: dict[str, str]):
     execution_timezone="UTC",
     # predictions must be fresh every morning: nothing else scores new data on a calendar
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every day at 06:00 UTC: ingest the newest as-of date and score its open "
+    "bookings with the current champion (no training).",
 )
 def daily_scoring_schedule(context: dg.ScheduleEvaluationContext):
     return _latest(context, {})
@@ -34,6 +36,8 @@ def daily_scoring_schedule(context: dg.ScheduleEvaluationContext):
     # retraining is meant to follow evidence (drift, staleness, realised performance); a blind
     # weekly retrain is a fallback a person switches on in Dagit
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Mondays at 03:00 UTC, off by default: retrain on the newest as-of date "
+    "whatever the evidence (the sensors retrain on staleness, drift and realised performance).",
 )
 def weekly_retraining_schedule(context: dg.ScheduleEvaluationContext):
     return _latest(context, {RETRAIN_REASON_TAG: "schedule"})

@@ -21,12 +21,14 @@ import numpy as np
 import orjson
 import pandas as pd
 from fastapi import FastAPI, Query, Request, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 
 from booking_platform.config import MODEL_NAME, Settings, load_settings
 from booking_platform.core.cleaning import type_bookings
 from booking_platform.core.explanations import top_reasons
 from booking_platform.core.features import SCORED_ON
+from booking_platform.serving.metrics import ServiceMetrics
 from booking_platform.serving.model_store import ModelStore, ServingModels
 from booking_platform.serving.prediction_log import LoggedRequest, PredictionLog
 from booking_platform.serving.routing import goes_to_challenger
@@ -148,13 +150,17 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
         store.stop()
         prediction_log.stop()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files served by the app, not a CDN: the
+    # docs open where the service runs without internet access
+    app = FastAPIOffline(
         title="booking_platform predictions",
         description="Cancellation probability of hotel bookings, from the registry's champion "
         "(and challenger, for an A/B test or in shadow).",
         lifespan=lifespan,
     )
     app.state.store, app.state.prediction_log = store, prediction_log
+    metrics = ServiceMetrics(lambda: [route.path for route in app.routes])
+    app.add_middleware(metrics.middleware)
     prediction_schema = Prediction.model_json_schema()
 
     @app.post(
@@ -208,6 +214,7 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
         if request.query_params.get("explain", "").lower() in {"1", "true", "yes"}:
             _add_reasons(answers, bookings, columns, models, scored)
         content = orjson.dumps(answers if many else answers[0])
+        _count_answers(metrics, models, scored)
         prediction_log.append(_logged_request(models, keys, columns["booking_id"], scored, started))
         return Response(content, media_type="application/json")
 
@@ -237,7 +244,25 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
             }
         )
 
+    @app.get("/metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of the whole service (all workers): requests by route and status,
+        latency histogram, errors, and bookings answered per arm and model version."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     return app
+
+
+def _count_answers(metrics: ServiceMetrics, models: ServingModels, scored: Scored) -> None:
+    champion, challenger = models.champion, models.challenger
+    to_challenger = int(scored.to_challenger.sum())
+    metrics.count_answers(CHAMPION, champion.version, len(scored.to_challenger) - to_challenger)
+    if challenger is not None:
+        metrics.count_answers(CHALLENGER, challenger.version, to_challenger)
+        if scored.shadow_probability is not None:
+            count = len(scored.shadow_probability)
+            metrics.count_answers(CHALLENGER, challenger.version, count, served=False)
 
 
 def _too_large(message: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from booking_platform.core.plots import (
 from booking_platform.core.training import DEFAULT_PARAMS, ValidatedModel, train_and_validate
 from booking_platform.defs import metadata_keys as keys
 from booking_platform.defs.assets.catalog_tags import stage
+from booking_platform.defs.jobs import RETRAIN_REASON_TAG
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry
 from booking_platform.defs.retries import passing_errors_retried
@@ -55,6 +56,8 @@ def candidate_model(
         history, booking_features.builder, booking_features.as_of, overrides
     )
     plots = candidate_plots(validated)
+    as_of = booking_features.as_of
+    reason = context.run.tags.get(RETRAIN_REASON_TAG, "")
     run_id, model_uri = registry.log_candidate(
         mlflow_registry.experiment_id(),
         validated,
@@ -62,11 +65,17 @@ def candidate_model(
         params={
             **DEFAULT_PARAMS,
             **overrides,
-            "as_of": str(booking_features.as_of),
+            "as_of": str(as_of),
             "holdout_start": str(validated.holdout_start.date()),
         },
-        tags={"dagster_run_id": context.run_id, "as_of": str(booking_features.as_of)},
+        tags={"dagster_run_id": context.run_id, "as_of": str(as_of)},
         plots=plots,
+        run_name=f"candidate {as_of}",
+        description=f"LightGBM trained on the arrivals before {as_of}, validated out of time on "
+        f"those from {validated.holdout_start.date()}; Dagster run {context.run_id} "
+        f"({context.run.job_name}{f', retrain reason: {reason}' if reason else ''}). The "
+        "promotion gate's verdict is in tags gate.verdict and gate.comparisons.",
+        parent_run_id=mlflow_registry.dagster_parent_run(context),
     )
     metrics = validated.metrics
     context.log.info(f"candidate run {run_id}: holdout ROC AUC {metrics['roc_auc']:.4f}")
@@ -79,10 +88,11 @@ def candidate_model(
         ),
         metadata={
             keys.MLFLOW_RUN_ID: run_id,
+            "mlflow_run": dg.MetadataValue.url(mlflow_registry.run_url(run_id)),
             "trained_on_rows": len(history),
             "holdout": f"arrivals {validated.holdout_start.date()} .. {booking_features.as_of}"
             f" (excl.), {int(metrics['rows']):,} rows",
-            **{f"holdout_{k}": float(v) for k, v in metrics.items() if k != "rows"},
+            **{f"holdout_{k}": round(float(v), 4) for k, v in metrics.items() if k != "rows"},
             "holdout_roc_auc_by_month": dg.MetadataValue.md(
                 monthly_roc_auc(validated.holdout, validated.holdout_proba).to_markdown(
                     index=False, floatfmt=".3f"
@@ -131,6 +141,8 @@ def registered_model(
             keys.TRAINED_AS_OF: candidate_model.as_of,
             "previous_champion_version": previous or "none",
             keys.MLFLOW_RUN_ID: candidate_model.run_id,
+            "model_version_url": dg.MetadataValue.url(mlflow_registry.version_url(version)),
+            "mlflow_run": dg.MetadataValue.url(mlflow_registry.run_url(candidate_model.run_id)),
             "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),
         }
     )

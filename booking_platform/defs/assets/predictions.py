@@ -51,8 +51,11 @@ def batch_predictions(
             "rows": len(predictions),
             "as_of": str(booking_features.as_of),
             "model_version": champion.version,
+            "model_version_url": dg.MetadataValue.url(
+                mlflow_registry.version_url(champion.version)
+            ),
             "predicted_cancellations": int(predictions["predicted_cancel"].sum()),
-            "mean_cancel_probability": float(predictions["cancel_probability"].mean()),
+            "mean_cancel_probability": round(float(predictions["cancel_probability"].mean()), 4),
             "top_risk": dg.MetadataValue.md(
                 predictions.nlargest(10, "cancel_probability")[
                     ["booking_id", "cancel_probability", "reason_1", "reason_2", "reason_3"]
