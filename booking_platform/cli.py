@@ -250,10 +250,10 @@ def predict_file(
 
 
 def show_predictions(settings: Settings, limit: int) -> int:
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_url and not settings.warehouse_path.exists():
         console.print("[red]error:[/] no warehouse yet: run `make run` first")
         return 2
-    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         latest = warehouse.latest_predictions(connection, limit)
     if latest.empty:
         console.print("no predictions yet: run `make run` first")
@@ -380,10 +380,10 @@ BOOKING_SUMMARY_COLUMNS = (
 
 def explain_booking(settings: Settings, booking_id: int) -> int:
     """The booking, its latest probability and the reasons stored with it."""
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_url and not settings.warehouse_path.exists():
         console.print("[red]error:[/] no warehouse yet: run `make run` first")
         return 2
-    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         scored = warehouse.booking_rows(
             connection, "predictions", booking_id, "as_of DESC, scored_at DESC"
         )
@@ -392,7 +392,7 @@ def explain_booking(settings: Settings, booking_id: int) -> int:
         quarantined = warehouse.booking_rows(
             connection, "quarantined_bookings", booking_id, "as_of DESC"
         )
-    where = settings.warehouse_path
+    where = settings.warehouse_location
     if booking.empty:
         detail = (
             f"it was quarantined: {quarantined['reason'].iloc[0]}"

@@ -4,6 +4,8 @@ BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cach
 BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
+BOOKING_PLATFORM_WAREHOUSE_URL  the warehouse tables in PostgreSQL (`postgresql://user@host/db`,
+                       schema `warehouse`) instead of the DuckDB file under the home
 BOOKING_FAILURE_WEBHOOK_URL  where failed runs are POSTed as JSON (besides table failed_runs);
                        none by default
 MLFLOW_UI_URL          the MLflow UI Dagit links runs and versions to; http://127.0.0.1:5000
@@ -35,13 +37,20 @@ class Settings:
     source: str
     as_of: date = date.fromisoformat(DEFAULT_AS_OF)
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
+    warehouse_url: str = ""
     failure_webhook_url: str = ""
     mlflow_ui_url: str = "http://127.0.0.1:5000"  # `mlflow ui`'s default address
     dagit_url: str = "http://127.0.0.1:3000"  # `make dev`'s
 
     @property
     def warehouse_path(self) -> Path:
+        """The DuckDB file, when the warehouse is not on a PostgreSQL server."""
         return self.home / "warehouse.duckdb"
+
+    @property
+    def warehouse_location(self) -> str:
+        """Where the tables are: the PostgreSQL URL when one is set, else the DuckDB file."""
+        return self.warehouse_url or str(self.warehouse_path)
 
     @property
     def mlflow_tracking_uri(self) -> str:
@@ -102,6 +111,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         source=source,
         as_of=as_of,
         champion_max_age_days=max_age,
+        warehouse_url=env.get("BOOKING_PLATFORM_WAREHOUSE_URL") or "",
         failure_webhook_url=env.get("BOOKING_FAILURE_WEBHOOK_URL") or "",
         mlflow_ui_url=env.get("MLFLOW_UI_URL") or Settings.mlflow_ui_url,
         dagit_url=env.get("DAGIT_URL") or Settings.dagit_url,

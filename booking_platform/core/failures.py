@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
-import duckdb
 import pandas as pd
 
 from booking_platform.core import warehouse
@@ -33,8 +33,9 @@ class FailedRun:
     run_url: str  # the run's page in Dagit
 
 
-def record_failure(connection: duckdb.DuckDBPyConnection, failure: FailedRun) -> None:
-    """Add the failure to FAILED_RUNS_TABLE; recording the same run and step again replaces it."""
+def record_failure(connection: Any, failure: FailedRun) -> None:
+    """Add the failure to FAILED_RUNS_TABLE (DuckDB or PostgreSQL, core/warehouse.connect);
+    recording the same run and step again replaces it."""
     rows = pd.DataFrame([asdict(failure)])
     if warehouse.table_exists(connection, FAILED_RUNS_TABLE):
         kept = warehouse.read_table(connection, FAILED_RUNS_TABLE)

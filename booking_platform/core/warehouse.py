@@ -1,4 +1,11 @@
-"""The DuckDB warehouse: every replacement is one transaction, so a failure keeps the old rows."""
+"""The warehouse: every replacement is one transaction, so a failure keeps the old rows.
+
+Two stores answer the same functions: a DuckDB file (the embedded default) and a schema of a
+PostgreSQL database (the cluster profile, `core/warehouse_postgres.py`, which registers its own
+versions of the functions below for its connections). `connect` picks the store from the
+location: a file path or a `postgresql://` URL. SQL written outside this module and that one is
+the portable kind both run, with `?` placeholders.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from functools import singledispatch
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 
+DEFAULT_SCHEMA = "warehouse"
+
 PREDICTIONS_DDL = """
 CREATE TABLE IF NOT EXISTS predictions (
     booking_id BIGINT NOT NULL,
-    cancel_probability DOUBLE NOT NULL,
+    cancel_probability DOUBLE PRECISION NOT NULL,
     predicted_cancel BOOLEAN NOT NULL,
-    threshold DOUBLE NOT NULL,
+    threshold DOUBLE PRECISION NOT NULL,
     model_version VARCHAR NOT NULL,
     as_of DATE NOT NULL,
     scored_at TIMESTAMP NOT NULL
@@ -29,9 +40,27 @@ PREDICTION_REASON_COLUMNS = ("reason_1", "reason_2", "reason_3", "reasons")
 
 @contextmanager
 def connect(
-    path: Path, read_only: bool = False, attempts: int = 20
+    location: Path | str,
+    read_only: bool = False,
+    attempts: int = 20,
+    schema: str = DEFAULT_SCHEMA,
+) -> Iterator[Any]:
+    """Open the warehouse at a DuckDB file path or a PostgreSQL URL (tables in `schema`)."""
+    if str(location).startswith(("postgresql://", "postgres://", "postgresql+")):
+        from booking_platform.core import warehouse_postgres
+
+        with warehouse_postgres.connect(str(location), schema, read_only) as connection:
+            yield connection
+        return
+    with _connect_duckdb(Path(location), read_only, attempts) as connection:
+        yield connection
+
+
+@contextmanager
+def _connect_duckdb(
+    path: Path, read_only: bool, attempts: int
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse; DuckDB allows one writer process, so wait briefly for the lock."""
+    """DuckDB allows one writer process, so wait briefly for the lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(attempts):
         try:
@@ -47,12 +76,13 @@ def connect(
         connection.close()
 
 
+@singledispatch
 def replace_tables(connection: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame]) -> None:
     """Replace whole tables together, atomically."""
     connection.execute("BEGIN TRANSACTION")
     try:
         for name, frame in tables.items():
-            connection.register("incoming", frame)
+            connection.register("incoming", _text_when_empty(frame))
             connection.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM incoming')
             connection.unregister("incoming")
         connection.execute("COMMIT")
@@ -61,10 +91,19 @@ def replace_tables(connection: duckdb.DuckDBPyConnection, tables: dict[str, pd.D
         raise
 
 
+def _text_when_empty(frame: pd.DataFrame) -> pd.DataFrame:
+    """A text column without a value stays text: DuckDB would type it INTEGER (and PostgreSQL
+    TEXT), so a raw export whose `company` is NULL on every row would clean differently."""
+    empty = [c for c in frame.columns if frame[c].dtype == object and frame[c].isna().all()]
+    return frame.astype(dict.fromkeys(empty, "string")) if empty else frame
+
+
+@singledispatch
 def read_table(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     return connection.execute(f'SELECT * FROM "{name}"').df()
 
 
+@singledispatch
 def replace_slices(
     connection: duckdb.DuckDBPyConnection, as_of: date, tables: dict[str, pd.DataFrame]
 ) -> None:
@@ -75,7 +114,7 @@ def replace_slices(
     connection.execute("BEGIN TRANSACTION")
     try:
         for name, frame in tables.items():
-            connection.register("incoming", frame.assign(as_of=as_of))
+            connection.register("incoming", _text_when_empty(frame).assign(as_of=as_of))
             connection.execute(
                 f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT * FROM incoming LIMIT 0'
             )
@@ -88,6 +127,7 @@ def replace_slices(
         raise
 
 
+@singledispatch
 def read_slice(connection: duckdb.DuckDBPyConnection, name: str, as_of: date) -> pd.DataFrame:
     """One as-of date's rows of a table, without the `as_of` column."""
     return (
@@ -97,9 +137,7 @@ def read_slice(connection: duckdb.DuckDBPyConnection, name: str, as_of: date) ->
     )
 
 
-def replace_predictions(
-    connection: duckdb.DuckDBPyConnection, as_of: date, predictions: pd.DataFrame
-) -> None:
+def replace_predictions(connection: Any, as_of: date, predictions: pd.DataFrame) -> None:
     """Replace the rows of one as-of date in `predictions`; other dates are kept."""
     connection.execute(PREDICTIONS_DDL)
     for column in PREDICTION_REASON_COLUMNS:
@@ -109,7 +147,7 @@ def replace_predictions(
     )
 
 
-def latest_predictions(connection: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+def latest_predictions(connection: Any, limit: int) -> pd.DataFrame:
     """The newest as-of date's predictions, riskiest first (empty before the first run)."""
     if not table_exists(connection, "predictions"):
         return pd.DataFrame()
@@ -124,17 +162,31 @@ def latest_predictions(connection: duckdb.DuckDBPyConnection, limit: int) -> pd.
     ).df()
 
 
-def table_exists(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
+def table_exists(connection: Any, name: str) -> bool:
     return bool(
         connection.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_name = ?",
+            [name],
         ).fetchone()[0]
     )
 
 
-def booking_rows(
-    connection: duckdb.DuckDBPyConnection, table: str, booking_id: int, order_by: str = ""
-) -> pd.DataFrame:
+@singledispatch
+def column_types(connection: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    """Each column's type in DuckDB's words (any timestamp is TIMESTAMP), in table order."""
+    rows = connection.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        [name],
+    ).fetchall()
+    return {
+        column: "TIMESTAMP" if kind.startswith("TIMESTAMP") and "TIME ZONE" not in kind else kind
+        for column, kind in rows
+    }
+
+
+def booking_rows(connection: Any, table: str, booking_id: int, order_by: str = "") -> pd.DataFrame:
     """The rows of one booking in a table (empty when the table or the booking is missing)."""
     if not table_exists(connection, table):
         return pd.DataFrame()

@@ -9,7 +9,7 @@ import pandas as pd
 from booking_platform.core import gate, registry
 from booking_platform.core.cleaning import MAX_ADR
 from booking_platform.core.source import OUTCOME_COLUMNS
-from booking_platform.core.warehouse import read_slice
+from booking_platform.core.warehouse import column_types, read_slice
 from booking_platform.defs.assets.ingestion import (
     CLEANED_TABLE,
     QUARANTINE_TABLE,
@@ -28,8 +28,8 @@ EXPECTED_TYPES = {
     "booking_id": "BIGINT",
     "lead_time": "BIGINT",
     "adr": "DOUBLE",
-    "arrival_date": "TIMESTAMP_NS",
-    "booking_date": "TIMESTAMP_NS",
+    "arrival_date": "TIMESTAMP",
+    "booking_date": "TIMESTAMP",
     "is_canceled": "BIGINT",
     "hotel": "VARCHAR",
 }
@@ -47,13 +47,7 @@ def _as_of(context: dg.AssetCheckExecutionContext) -> date:
 )
 def cleaned_bookings_schema(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as connection:
-        actual = dict(
-            connection.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = ?",
-                [CLEANED_TABLE],
-            ).fetchall()
-        )
+        actual = column_types(connection, CLEANED_TABLE)
     wrong = {c: actual.get(c, "missing") for c, t in EXPECTED_TYPES.items() if actual.get(c) != t}
     return dg.AssetCheckResult(
         passed=not wrong, metadata={"wrong_columns": dg.MetadataValue.json(wrong)}

@@ -3,15 +3,15 @@
 MLflow is wrapped in our own ConfigurableResource instead of dagster-mlflow's `mlflow_tracking`:
 that legacy (beta) resource opens one MLflow run per Dagster run and creates experiments with a
 relative artifact location, while a candidate needs its own run whose artifacts stay under the
-data home; see the README.
+data home; see docs/design.md (issue 14) for what was measured.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import duckdb
 from mlflow.entities.model_registry import ModelVersion
 
 from booking_platform.config import MODEL_NAME, Settings
@@ -24,25 +24,29 @@ class PlatformSettings(dg.ConfigurableResource):
 
     home: str
     source: str
+    warehouse_url: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "PlatformSettings":
-        return cls(home=str(settings.home), source=settings.source)
+        return cls(
+            home=str(settings.home), source=settings.source, warehouse_url=settings.warehouse_url
+        )
 
     @property
     def settings(self) -> Settings:
         """The paths under the home; its `as_of` is the default, not the run's."""
-        return Settings(home=Path(self.home), source=self.source)
+        return Settings(home=Path(self.home), source=self.source, warehouse_url=self.warehouse_url)
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The DuckDB file; connections are short because DuckDB admits one writer process."""
+    """The tables: a DuckDB file (connections short: DuckDB admits one writer process) or a
+    PostgreSQL URL; `core/warehouse.py`'s functions work on either connection."""
 
-    path: str
+    location: str
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        with warehouse.connect(Path(self.path), read_only=read_only) as connection:
+    def connect(self, read_only: bool = False) -> Iterator[Any]:
+        with warehouse.connect(self.location, read_only=read_only) as connection:
             yield connection
 
 
@@ -99,7 +103,7 @@ class FailureAlerts(dg.ConfigurableResource):
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "platform": PlatformSettings.from_settings(settings),
-        "warehouse": Warehouse(path=str(settings.warehouse_path)),
+        "warehouse": Warehouse(location=settings.warehouse_location),
         "mlflow_registry": MlflowRegistry(
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_root=str(settings.mlflow_artifact_root),

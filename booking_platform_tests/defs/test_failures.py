@@ -78,7 +78,7 @@ def _record_failure(settings: Settings, instance: dg.DagsterInstance, webhook: s
         dagster_instance=instance,
         dagster_run=result.dagster_run,
         resources={
-            "warehouse": Warehouse(path=str(settings.warehouse_path)),
+            "warehouse": Warehouse(location=settings.warehouse_location),
             "failure_alerts": FailureAlerts(webhook_url=webhook),
         },
     ).for_run_failure()

@@ -47,7 +47,7 @@ def batch_predictions(
     context.log.info(f"wrote {len(predictions):,} predictions as of {booking_features.as_of}")
     return dg.MaterializeResult(
         metadata={
-            "table": f"{platform.settings.warehouse_path}::predictions",
+            "table": f"{platform.settings.warehouse_location}::predictions",
             "rows": len(predictions),
             "as_of": str(booking_features.as_of),
             "model_version": champion.version,
