@@ -1,5 +1,6 @@
 """The `booking-platform` command: run the main job, score a file, show and explain
-predictions, replay snapshots, backfill, backtest, serve predictions over HTTP."""
+predictions, show net demand per night, replay snapshots, backfill, backtest, serve predictions
+over HTTP."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.features import SCORED_ON
+from booking_platform.core.net_demand import read_nights
 from booking_platform.core.retraining import RetrainingPolicy
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import (
@@ -338,6 +340,56 @@ def backtest(settings: Settings, months: list[date], seeds: int) -> int:
     return 0
 
 
+def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: date | None) -> int:
+    """Print one hotel's nights from the net_demand table (core/net_demand.py `read_nights`)."""
+    if start > end:
+        console.print(f"[red]error:[/] --from {start} is after --to {end}")
+        return 2
+    if not settings.warehouse_url and not settings.warehouse_path.exists():
+        console.print("[red]error:[/] no warehouse yet: run `make run` first")
+        return 2
+    with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
+        try:
+            as_of, nights = read_nights(connection, hotel, start, end, as_of)
+        except LookupError as error:
+            console.print(f"[red]error:[/] {error}")
+            return 2
+    table = Table(
+        title=f"{hotel}: rooms per night from the bookings on the books on {as_of} "
+        "(bookings made later are not counted)",
+        caption=f"capacity: {nights['capacity_source'].iloc[0]}; headroom: rooms that can "
+        f"still be sold with a walk risk under {nights['walk_risk'].iloc[0]:.0%}"
+        if len(nights)
+        else None,
+    )
+    for column in (
+        "night",
+        "booked",
+        "exp. cancellations",
+        "exp. occupied",
+        "80 %",
+        "95 %",
+        "capacity",
+        "headroom",
+        "realised",
+    ):
+        table.add_column(column, justify="right")
+    for row in nights.to_dict("records"):
+        table.add_row(
+            f"{row['night']:%a %Y-%m-%d}",
+            str(row["rooms_booked"]),
+            f"{row['expected_cancellations']:.1f}",
+            f"{row['expected_occupied']:.1f}",
+            f"{row['occupied_80_low']}-{row['occupied_80_high']}",
+            f"{row['occupied_95_low']}-{row['occupied_95_high']}",
+            str(row["capacity"]),
+            str(row["headroom"]),
+            "" if pd.isna(row["realised_occupied"]) else str(int(row["realised_occupied"])),
+        )
+    console.print(table)
+    return 0
+
+
 def _replay_dates(args: argparse.Namespace) -> list[date]:
     if args.as_of is not None:
         return [args.as_of]
@@ -529,6 +581,17 @@ def main(argv: list[str] | None = None) -> int:
         choices=["scoring_job", "booking_platform_job", "retraining_job"],
         help="scoring_job ingests and scores (default); booking_platform_job also trains",
     )
+    demand = commands.add_parser(
+        "demand", help="one hotel's nights: expected rooms occupied, intervals, headroom"
+    )
+    demand.add_argument("--hotel", required=True, help='e.g. "City Hotel"')
+    demand.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
+    demand.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
+    demand.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        help="the forecast made on this date (default: the newest made on or before --from)",
+    )
     explain = commands.add_parser("explain", help="a booking, its probability and its reasons")
     explain.add_argument("booking_id", type=int)
     http = commands.add_parser("serve", help="serve predictions over HTTP (FastAPI, uvicorn)")
@@ -561,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
         return predict_file(settings, args.input, args.output, args.as_of)
     if args.command == "explain":
         return explain_booking(settings, args.booking_id)
+    if args.command == "demand":
+        return show_demand(settings, args.hotel, args.start, args.end, args.as_of)
     return show_predictions(settings, args.limit)
 
 

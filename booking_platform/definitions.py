@@ -8,6 +8,7 @@ from booking_platform.config import Settings, load_settings
 from booking_platform.defs import checks, schedules
 from booking_platform.defs.assets import (
     analysis,
+    demand,
     features,
     ingestion,
     modeling,
@@ -33,7 +34,7 @@ def _assets() -> list[dg.AssetsDefinition]:
         warnings.simplefilter("ignore", dg.BetaWarning)
         return dg.with_source_code_references(
             dg.load_assets_from_modules(
-                [ingestion, analysis, features, modeling, monitoring, predictions, serving]
+                [ingestion, analysis, features, modeling, monitoring, predictions, serving, demand]
             )
         )
 

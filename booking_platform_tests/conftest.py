@@ -26,8 +26,15 @@ SEVEN_ASSETS_UPSTREAM = {
     "batch_predictions": {"booking_features", "registered_model"},
 }
 SEVEN_ASSETS = set(SEVEN_ASSETS_UPSTREAM)
-# the seven of the design card, the realised performance of past scores and the analysis
-ALL_ASSETS = SEVEN_ASSETS | {"realised_performance", "eda_report", "ab_test_report"}
+# the seven of the design card, the realised performance of past scores, the analysis, and
+# what the revenue team plans with (net demand) and the estimate of quality before labels
+ALL_ASSETS = SEVEN_ASSETS | {
+    "realised_performance",
+    "eda_report",
+    "ab_test_report",
+    "net_demand",
+    "estimated_performance",
+}
 SYNTHETIC_ROWS = 12000  # enough for a 2-month holdout of ~900 rows and a calibrated model
 
 

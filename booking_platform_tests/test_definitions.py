@@ -19,6 +19,8 @@ def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
         "realised_performance": {"cleaned_bookings", "batch_predictions"},
         "eda_report": {"cleaned_bookings"},
         "ab_test_report": {"cleaned_bookings"},
+        "net_demand": {"booking_features", "batch_predictions"},
+        "estimated_performance": {"booking_features", "batch_predictions"},
     }
 
 

@@ -25,9 +25,11 @@ from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 
 from booking_platform.config import MODEL_NAME, Settings, load_settings
+from booking_platform.core import warehouse
 from booking_platform.core.cleaning import type_bookings
 from booking_platform.core.explanations import top_reasons
 from booking_platform.core.features import SCORED_ON
+from booking_platform.core.net_demand import read_nights
 from booking_platform.serving.metrics import ServiceMetrics
 from booking_platform.serving.model_store import ModelStore, ServingModels
 from booking_platform.serving.prediction_log import LoggedRequest, PredictionLog
@@ -226,6 +228,47 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
             reason = store.last_error or "no champion loaded yet"
             return _json({"status": "not ready", "reason": reason}, 503)
         return _json({"status": "ready", "champion_version": models.champion.version})
+
+    @app.get(
+        "/demand",
+        responses={
+            404: {"description": "no forecast, or an unknown hotel: detail says which"},
+            422: {"description": "from after to"},
+        },
+    )
+    def demand(
+        hotel: Annotated[str, Query(description='e.g. "City Hotel"')],
+        start: Annotated[date, Query(alias="from", description="first night, YYYY-MM-DD")],
+        end: Annotated[date, Query(alias="to", description="last night, YYYY-MM-DD")],
+        as_of: Annotated[
+            date | None,
+            Query(
+                description="the forecast made on this date; default: the newest on or "
+                "before `from`"
+            ),
+        ] = None,
+    ) -> Response:
+        """One hotel's nights from the net_demand table: rooms booked, expected cancellations
+        and rooms occupied, 80 % and 95 % intervals, capacity, headroom, realised when known."""
+        if start > end:
+            return _json({"detail": f"from {start} is after to {end}"}, 422)
+        if not settings.warehouse_url and not settings.warehouse_path.exists():
+            return _json({"detail": "no warehouse yet"}, 404)
+        with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
+            try:
+                forecast_as_of, nights = read_nights(connection, hotel, start, end, as_of)
+            except LookupError as error:
+                return _json({"detail": str(error)}, 404)
+        nights["night"] = nights["night"].dt.strftime("%Y-%m-%d")
+        return _json(
+            {
+                "hotel": hotel,
+                "as_of": str(forecast_as_of),
+                "scope": "bookings on the books on as_of; bookings made later are not counted",
+                # pandas writes NaN (realised not known yet) as null and numpy numbers as JSON
+                "nights": orjson.loads(nights.drop(columns="hotel").to_json(orient="records")),
+            }
+        )
 
     @app.get("/models")
     async def loaded_models() -> Response:

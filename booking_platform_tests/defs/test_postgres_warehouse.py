@@ -11,7 +11,14 @@ from booking_platform.core import warehouse
 from booking_platform_tests.conftest import ALL_ASSETS, materialized_assets, run_main_job
 from booking_platform_tests.postgres import fresh_database
 
-TABLES = ("raw_bookings", "cleaned_bookings", "quarantined_bookings", "predictions")
+TABLES = (
+    "raw_bookings",
+    "cleaned_bookings",
+    "quarantined_bookings",
+    "predictions",
+    "net_demand",
+    "estimated_performance",
+)
 
 
 def _tables(location: str, settings: Settings) -> dict[str, pd.DataFrame]:
@@ -48,3 +55,16 @@ def test_the_main_job_on_a_postgresql_warehouse_writes_what_duckdb_gets(
     )
     assert len(ours) > 100
     pd.testing.assert_frame_equal(ours, theirs, check_exact=False, atol=1e-9, rtol=0)
+    # what is derived from the predictions (issue 16) reads them back from the same store
+    for name, keys in (
+        ("net_demand", ["hotel", "night"]),
+        ("estimated_performance", ["arrival_month"]),
+    ):
+        ours, theirs = (
+            frame.assign(**{k: frame[k].astype(str) for k in keys})
+            .sort_values(keys)
+            .reset_index(drop=True)
+            for frame in (postgres[name], duck[name])
+        )
+        assert len(ours) > 0
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=False, check_dtype=False, atol=1e-9)

@@ -55,6 +55,9 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
         "registered_model",
         "batch_predictions",
         "realised_performance",
+        # a new champion's scores make new nights and a new estimate
+        "net_demand",
+        "estimated_performance",
     }
     checks = [
         e.asset_check_evaluation_data.check_name
@@ -74,6 +77,8 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
         "batch_predictions",
         "realised_performance",
         "ab_test_report",
+        "net_demand",
+        "estimated_performance",
     }
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
         versions = connection.execute("SELECT DISTINCT model_version FROM predictions").fetchall()

@@ -1,0 +1,345 @@
+"""Net demand per hotel and night: rooms on the books, expected cancellations, expected rooms
+occupied with 80 % and 95 % intervals, and the overbooking headroom under a walk risk.
+
+A booking occupies one room on each night of its stay: arrival_date .. arrival_date + stays - 1
+(a day-use booking, zero nights, occupies none). The bookings "on the books" on an as-of date are
+the open ones the platform scores (core/cleaning.py `open_bookings`) and the guests already in
+house (arrived, not cancelled, still staying): those occupy their rooms with certainty.
+Bookings made after the as-of date are out of scope: the table forecasts what is on the books.
+
+Rooms occupied on a night is a sum of independent units, each occupying `rooms` rooms with
+probability 1 - p (p its cancellation probability). A booking is a unit on its own, except that
+identical rows (every source column alike but the booking id and the outcome: a group booked
+together by one agent at one price) cancel together in the real data (97 % of such groups share
+one outcome), so such a group is one unit of several rooms. The distribution is the exact
+Poisson-binomial generalised to unit weights, by convolution; docs/design.md ("Issue 16") says
+why this grouping and the exact method, from the replay's coverage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.polynomial.hermite_e import hermegauss
+from scipy.special import expit
+from scipy.stats import norm
+
+from booking_platform.core import warehouse
+from booking_platform.core.cleaning import open_bookings
+from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
+
+NET_DEMAND_TABLE = "net_demand"
+# the realised rooms of each forecast's nights, filled in by later exports
+NET_DEMAND_REALISED_TABLE = "net_demand_realised"
+DEFAULT_HORIZON_DAYS = 120
+DEFAULT_WALK_RISK = 0.05
+INTERVAL_LEVELS = (0.80, 0.95)
+# What makes bookings one unit that cancels together (see the module docstring).
+GROUPINGS: dict[str, tuple[str, ...]] = {
+    "independent": ("booking_id",),
+    "identical_rows": tuple(FEATURE_SOURCE_COLUMNS),
+    "same_stay_agent_price": (
+        "hotel",
+        "arrival_date",
+        "stays_in_weekend_nights",
+        "stays_in_week_nights",
+        "agent",
+        "adr",
+    ),
+}
+DEFAULT_GROUPING = "identical_rows"
+METHODS = ("exact", "normal")
+DEFAULT_METHOD = "exact"
+# The night's shared shock (log-odds sd): measured by the replay, see docs/design.md.
+DEFAULT_SHOCK_SD = 0.75
+SHOCK_NODES = 9
+CAPACITY_ESTIMATE_SOURCE = "estimate: most rooms occupied on any night in the history"
+COLUMNS = [
+    "hotel",
+    "night",
+    "rooms_booked",
+    "rooms_in_group_units",
+    "expected_cancellations",
+    "expected_occupied",
+    "occupied_80_low",
+    "occupied_80_high",
+    "occupied_95_low",
+    "occupied_95_high",
+    "capacity",
+    "capacity_source",
+    "walk_risk",
+    "headroom",
+]
+
+
+STAY_COLUMNS = ("stays_in_weekend_nights", "stays_in_week_nights")
+
+
+def stays(bookings: pd.DataFrame) -> np.ndarray:
+    return (bookings["stays_in_weekend_nights"] + bookings["stays_in_week_nights"]).to_numpy(
+        dtype="int64"
+    )
+
+
+def night_rows(bookings: pd.DataFrame) -> pd.DataFrame:
+    """One row per booking and night it occupies: the booking's columns plus `night`."""
+    nights = stays(bookings)
+    positions = np.repeat(np.arange(len(bookings)), nights)
+    # the n-th night of each booking: 0, 1, .. stays - 1
+    offsets = np.arange(len(positions)) - np.repeat(np.cumsum(nights) - nights, nights)
+    exploded = bookings.iloc[positions].reset_index(drop=True)
+    exploded["night"] = exploded["arrival_date"].to_numpy() + offsets.astype("timedelta64[D]")
+    return exploded
+
+
+def on_the_books(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The bookings holding rooms on nights from `as_of` on, as known on `as_of`: open bookings
+    (`in_house` False) and guests who arrived before it, did not cancel and are still staying
+    (`in_house` True). Applied to a later export, the same rows, now with final outcomes."""
+    start = pd.Timestamp(as_of)
+    upcoming = open_bookings(cleaned, as_of)
+    departure = cleaned["arrival_date"] + pd.to_timedelta(stays(cleaned), unit="D")
+    staying = (
+        (cleaned["arrival_date"] < start)
+        & (departure > start)
+        & cleaned["is_canceled"].eq(0).fillna(False)
+    )
+    return pd.concat(
+        [upcoming.assign(in_house=False), cleaned[staying].assign(in_house=True)],
+        ignore_index=True,
+    )
+
+
+def occupied_pmf(
+    rooms: np.ndarray, show_probability: np.ndarray, shock_sd: float = 0.0
+) -> np.ndarray:
+    """P(rooms occupied = k), k = 0 .. rooms.sum(): unit i occupies rooms[i] rooms with
+    probability show_probability[i], independently of the other units (exact convolution).
+
+    With `shock_sd` > 0, the units share one shock: every unit's log-odds of showing move
+    together by e ~ Normal(0, shock_sd) (a night whose bookings all cancel more, or less, than
+    the model says); the pmf is the mixture over e (Gauss-Hermite, SHOCK_NODES points)."""
+    show_probability = np.asarray(show_probability, dtype=float)
+    if shock_sd > 0:
+        nodes, weights = hermegauss(SHOCK_NODES)
+        shows = np.stack([_shifted(show_probability, shock_sd * node) for node in nodes])
+        mixing = weights / weights.sum()
+    else:
+        shows, mixing = show_probability[np.newaxis, :], np.ones(1)
+    pmf = np.zeros((len(shows), int(rooms.sum()) + 1))
+    pmf[:, 0] = 1.0
+    filled = 0
+    for position, weight in enumerate(rooms.astype("int64")):
+        show = shows[:, position : position + 1]
+        shifted = pmf[:, : filled + 1] * show
+        pmf[:, : filled + 1] *= 1.0 - show
+        pmf[:, weight : weight + filled + 1] += shifted
+        filled += weight
+    return mixing @ pmf
+
+
+def _shifted(probability: np.ndarray, log_odds: float) -> np.ndarray:
+    """Probabilities moved by `log_odds`; certain ones (0 or 1: guests in house) stay."""
+    inside = (probability > 0) & (probability < 1)
+    clipped = np.clip(probability, 1e-12, 1 - 1e-12)
+    moved = expit(np.log(clipped / (1 - clipped)) + log_odds)
+    return np.where(inside, moved, probability)
+
+
+def pmf_quantile(pmf: np.ndarray, q: float) -> int:
+    """The smallest k with P(X <= k) >= q."""
+    cdf = np.cumsum(pmf)
+    return int(min(np.searchsorted(cdf, q - 1e-12), len(pmf) - 1))
+
+
+def _exact_night(
+    rooms: np.ndarray,
+    show: np.ndarray,
+    levels: Sequence[float],
+    walk_risk: float,
+    shock_sd: float,
+) -> tuple[list[int], int]:
+    pmf = occupied_pmf(rooms, show, shock_sd)
+    bounds = []
+    for level in levels:
+        bounds += [pmf_quantile(pmf, (1 - level) / 2), pmf_quantile(pmf, (1 + level) / 2)]
+    return bounds, pmf_quantile(pmf, 1 - walk_risk)
+
+
+def _normal_night(
+    rooms: np.ndarray,
+    show: np.ndarray,
+    levels: Sequence[float],
+    walk_risk: float,
+    shock_sd: float,
+) -> tuple[list[int], int]:
+    """The normal approximation with the same mean and variance (the shared shock's share by
+    the delta method), rounded outwards to whole rooms."""
+    total = int(rooms.sum())
+    mean = float((rooms * show).sum())
+    slope = float((rooms * show * (1 - show)).sum())  # d mean / d log-odds
+    sd = float(np.sqrt((rooms**2 * show * (1 - show)).sum() + (slope * shock_sd) ** 2))
+    bounds = []
+    for level in levels:
+        z = norm.ppf((1 + level) / 2)
+        bounds += [max(0, int(np.floor(mean - z * sd))), min(total, int(np.ceil(mean + z * sd)))]
+    return bounds, min(total, int(np.ceil(mean + norm.ppf(1 - walk_risk) * sd)))
+
+
+def occupancy_units(books: pd.DataFrame, grouping: str = DEFAULT_GROUPING) -> pd.DataFrame:
+    """One row per hotel, night and unit: `rooms` and the unit's `show_probability`.
+
+    `books` has the on-the-books columns and `cancel_probability` (0 for guests in house)."""
+    if grouping not in GROUPINGS:
+        raise ValueError(f"unknown grouping {grouping!r}: one of {sorted(GROUPINGS)}")
+    keyed = books.assign(
+        unit=books.groupby(list(GROUPINGS[grouping]), dropna=False, sort=False).ngroup()
+    )
+    nights = night_rows(
+        keyed[["hotel", "arrival_date", *STAY_COLUMNS, "unit", "cancel_probability"]]
+    )
+    return (
+        nights.groupby(["hotel", "night", "unit"], sort=True)
+        .agg(rooms=("unit", "size"), cancel_probability=("cancel_probability", "mean"))
+        .reset_index()
+        .assign(show_probability=lambda f: 1.0 - f["cancel_probability"])
+        .drop(columns="cancel_probability")
+    )
+
+
+def forecast_net_demand(
+    books: pd.DataFrame,
+    as_of: date,
+    capacity: dict[str, tuple[int, str]],
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    walk_risk: float = DEFAULT_WALK_RISK,
+    grouping: str = DEFAULT_GROUPING,
+    method: str = DEFAULT_METHOD,
+    shock_sd: float = DEFAULT_SHOCK_SD,
+) -> pd.DataFrame:
+    """One row per hotel of `capacity` and night of the horizon (COLUMNS).
+
+    `books`: on_the_books rows with `cancel_probability` (0 for guests in house). `capacity`:
+    hotel -> (rooms, where the figure comes from). The headroom is how many more rooms can be
+    sold for the night so that P(rooms occupied + headroom > capacity) <= walk_risk, counting
+    every extra room sold as arriving (a conservative reading: later bookings cancel too).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: one of {METHODS}")
+    if not 0 < walk_risk < 1:
+        raise ValueError(f"walk_risk must be between 0 and 1, got {walk_risk}")
+    night_of = _night_function(method)
+    start = pd.Timestamp(as_of)
+    nights = pd.date_range(start, periods=horizon_days, freq="D")
+    units = occupancy_units(books, grouping)
+    units = units[units["night"].isin(nights)]
+    by_night = {key: group for key, group in units.groupby(["hotel", "night"], sort=False)}
+    rows = []
+    for hotel, (rooms_capacity, source) in capacity.items():
+        for night in nights:
+            group = by_night.get((hotel, night))
+            rooms = np.zeros(0, dtype="int64") if group is None else group["rooms"].to_numpy()
+            show = np.zeros(0) if group is None else group["show_probability"].to_numpy()
+            bounds, walk_quantile = night_of(rooms, show, INTERVAL_LEVELS, walk_risk, shock_sd)
+            expected = float((rooms * show).sum())
+            rows.append(
+                [
+                    hotel,
+                    night,
+                    int(rooms.sum()),  # one room per booking, as in the export
+                    int(rooms[rooms > 1].sum()),
+                    float(rooms.sum()) - expected,
+                    expected,
+                    *bounds,
+                    int(rooms_capacity),
+                    source,
+                    walk_risk,
+                    max(0, int(rooms_capacity) - walk_quantile),
+                ]
+            )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _night_function(method: str) -> Callable[..., tuple[list[int], int]]:
+    return _exact_night if method == "exact" else _normal_night
+
+
+def occupied_nights(bookings: pd.DataFrame, before: pd.Timestamp) -> pd.DataFrame:
+    """Rooms occupied per hotel and night before `before` by the bookings that did not cancel
+    (final outcomes: a no-show is a cancellation in the export and occupies no room)."""
+    stayed = bookings[bookings["is_canceled"].eq(0).fillna(False).to_numpy()]
+    nights = night_rows(stayed[["hotel", "arrival_date", *STAY_COLUMNS]])
+    nights = nights[nights["night"] < before]
+    return nights.groupby(["hotel", "night"]).size().rename("occupied").reset_index()
+
+
+def estimate_capacity(
+    cleaned: pd.DataFrame, as_of: date, configured: dict[str, int] | None = None
+) -> dict[str, tuple[int, str]]:
+    """Rooms per hotel: the configured figure, else the most rooms occupied on any night before
+    `as_of` (an estimate: the export holds no room inventory)."""
+    configured = configured or {}
+    history = cleaned[cleaned["arrival_date"] < pd.Timestamp(as_of)]
+    busiest = occupied_nights(history, pd.Timestamp(as_of)).groupby("hotel")["occupied"].max()
+    hotels = sorted(set(busiest.index) | set(configured))
+    return {
+        hotel: (int(configured[hotel]), "configured")
+        if hotel in configured
+        else (int(busiest[hotel]), CAPACITY_ESTIMATE_SOURCE)
+        for hotel in hotels
+    }
+
+
+def realised_occupancy(
+    final: pd.DataFrame, as_of: date, known_before: pd.Timestamp
+) -> pd.DataFrame:
+    """Rooms occupied per hotel and night (from `as_of`, before `known_before`, when every
+    outcome is final) by the bookings that were on the books on `as_of`: what the forecast made
+    that day is graded against. `final`: a later export (cleaned)."""
+    occupied = occupied_nights(on_the_books(final, as_of), known_before)
+    return occupied[occupied["night"] >= pd.Timestamp(as_of)].rename(
+        columns={"occupied": "realised_occupied"}
+    )
+
+
+def read_nights(
+    connection: Any,  # a warehouse connection: DuckDB or PostgreSQL (core/warehouse.py)
+    hotel: str,
+    start: date,
+    end: date,
+    as_of: date | None = None,
+) -> tuple[date, pd.DataFrame]:
+    """The nights `start` .. `end` of one hotel from the net_demand table, with the realised
+    rooms where known: from the forecast as of `as_of`, by default the newest made on or before
+    `start` (the forecast as it stood before the first night asked). Raises LookupError with
+    a one-line reason when there is none."""
+    if not warehouse.table_exists(connection, NET_DEMAND_TABLE):
+        raise LookupError("no net_demand table yet: materialise net_demand (make run)")
+    if as_of is None:
+        (as_of,) = connection.execute(
+            f"SELECT max(as_of) FROM {NET_DEMAND_TABLE} WHERE as_of <= ?", [start]
+        ).fetchone()
+        if as_of is None:
+            raise LookupError(f"no net demand forecast made on or before {start}")
+        as_of = pd.Timestamp(as_of).date()
+    nights = warehouse.read_slice(connection, NET_DEMAND_TABLE, as_of)
+    if nights.empty:
+        raise LookupError(f"no net demand forecast as of {as_of}")
+    hotels = sorted(nights["hotel"].unique())
+    if hotel not in hotels:
+        raise LookupError(f"unknown hotel {hotel!r}: one of {', '.join(hotels)}")
+    nights["night"] = pd.to_datetime(nights["night"])
+    if warehouse.table_exists(connection, NET_DEMAND_REALISED_TABLE):
+        realised = warehouse.read_slice(connection, NET_DEMAND_REALISED_TABLE, as_of)
+        realised["night"] = pd.to_datetime(realised["night"])
+        nights = nights.merge(realised, on=["hotel", "night"], how="left")
+    else:
+        nights["realised_occupied"] = np.nan
+    chosen = nights[
+        (nights["hotel"] == hotel) & nights["night"].between(pd.Timestamp(start), pd.Timestamp(end))
+    ]
+    return as_of, chosen.sort_values("night").reset_index(drop=True)

@@ -1,0 +1,223 @@
+"""net_demand (rooms per hotel and night, intervals, overbooking headroom) and
+estimated_performance (CBPE: the open bookings' ROC AUC and calibration before the labels)."""
+
+from datetime import date
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from booking_platform.core.demand_plots import net_demand_png
+from booking_platform.core.features import FeatureSet
+from booking_platform.core.net_demand import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_SHOCK_SD,
+    DEFAULT_WALK_RISK,
+    NET_DEMAND_REALISED_TABLE,
+    NET_DEMAND_TABLE,
+    estimate_capacity,
+    forecast_net_demand,
+    on_the_books,
+    realised_occupancy,
+)
+from booking_platform.core.performance_estimation import estimate_by_arrival_month
+from booking_platform.core.plots import markdown_image
+from booking_platform.core.warehouse import read_slice, replace_slices, table_exists
+from booking_platform.defs.assets.catalog_tags import stage
+from booking_platform.defs.assets.ingestion import CLEANED_TABLE
+from booking_platform.defs.assets.predictions import batch_predictions
+from booking_platform.defs.partitions import as_of_partitions
+from booking_platform.defs.resources import PlatformSettings, Warehouse
+
+PREDICTIONS_TABLE = "predictions"
+ESTIMATED_PERFORMANCE_TABLE = "estimated_performance"
+
+
+class NetDemandConfig(dg.Config):
+    horizon_days: int = Field(default=DEFAULT_HORIZON_DAYS, gt=0, description="nights ahead")
+    walk_risk: float = Field(
+        default=DEFAULT_WALK_RISK,
+        gt=0,
+        lt=1,
+        description="highest accepted probability of more arriving guests than rooms",
+    )
+    capacity: dict[str, int] = Field(
+        default_factory=dict,
+        description="rooms per hotel; a hotel left out gets an estimate: the most rooms "
+        "occupied on any night of its history",
+    )
+    shock_sd: float = Field(
+        default=DEFAULT_SHOCK_SD,
+        ge=0,
+        description="sd of the log-odds shock all bookings of a night share (docs/design.md)",
+    )
+
+
+def _scored_open_bookings(booking_features: FeatureSet, scores: pd.DataFrame) -> pd.DataFrame:
+    open_rows, _ = booking_features.part("open")
+    scored = open_rows.merge(scores, on="booking_id", how="left")
+    missing = scored["cancel_probability"].isna()
+    if missing.any():
+        raise ValueError(
+            f"{int(missing.sum())} open booking(s) as of {booking_features.as_of} have no "
+            f"prediction in table {PREDICTIONS_TABLE}, e.g. booking_id "
+            f"{scored.loc[missing, 'booking_id'].head(5).tolist()}: materialise batch_predictions"
+        )
+    return scored
+
+
+def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[date]:
+    """Fill in the realised rooms of every stored forecast whose nights the newest export has
+    seen and that is not complete yet; returns the as-of dates updated."""
+    forecasts = connection.execute(
+        f"SELECT as_of, count(*) FROM {NET_DEMAND_TABLE} WHERE as_of < ? GROUP BY as_of",
+        [newest_as_of],
+    ).fetchall()
+    stored = {}
+    if table_exists(connection, NET_DEMAND_REALISED_TABLE):
+        stored = dict(
+            connection.execute(
+                f"SELECT as_of, count(*) FROM {NET_DEMAND_REALISED_TABLE} GROUP BY as_of"
+            ).fetchall()
+        )
+    pending = [as_of for as_of, nights in forecasts if stored.get(as_of, 0) < nights]
+    if not pending:
+        return []
+    latest = read_slice(connection, CLEANED_TABLE, newest_as_of)
+    for as_of in pending:
+        forecast = read_slice(connection, NET_DEMAND_TABLE, as_of)[["hotel", "night"]]
+        forecast["night"] = pd.to_datetime(forecast["night"])
+        known = forecast[forecast["night"] < pd.Timestamp(newest_as_of)]
+        realised = realised_occupancy(latest, as_of, pd.Timestamp(newest_as_of))
+        rows = known.merge(realised, on=["hotel", "night"], how="left").fillna(
+            {"realised_occupied": 0}
+        )
+        replace_slices(
+            connection,
+            as_of,
+            {NET_DEMAND_REALISED_TABLE: rows.astype({"realised_occupied": "int64"})},
+        )
+    return pending
+
+
+@dg.asset(
+    **stage("predictions"),
+    deps=[batch_predictions],
+    partitions_def=as_of_partitions,
+    kinds={"duckdb"},
+)
+def net_demand(
+    context: dg.AssetExecutionContext,
+    config: NetDemandConfig,
+    booking_features: FeatureSet,
+    platform: PlatformSettings,
+    warehouse: Warehouse,
+) -> dg.MaterializeResult:
+    """Rooms per hotel and night over the horizon from the bookings on the books on the as-of
+    date (bookings made later are out of scope): rooms booked, expected cancellations (the sum
+    of the champion's probabilities), expected rooms occupied with 80 % and 95 % intervals
+    (identical rows cancel together: one unit), and the rooms that can still be sold under the
+    walk risk. Later exports fill in the realised rooms (table net_demand_realised)."""
+    as_of = booking_features.as_of
+    with warehouse.connect() as connection:
+        scores = read_slice(connection, PREDICTIONS_TABLE, as_of)
+    scored = _scored_open_bookings(booking_features, scores)
+    books = on_the_books(booking_features.bookings, as_of)
+    probability = dict(zip(scored["booking_id"], scored["cancel_probability"], strict=True))
+    books["cancel_probability"] = np.where(
+        books["in_house"], 0.0, books["booking_id"].map(probability)
+    )
+    capacity = estimate_capacity(booking_features.bookings, as_of, config.capacity)
+    nights = forecast_net_demand(
+        books, as_of, capacity, config.horizon_days, config.walk_risk, shock_sd=config.shock_sd
+    ).assign(model_version=",".join(sorted(scores["model_version"].astype(str).unique())))
+    with warehouse.connect() as connection:
+        replace_slices(connection, as_of, {NET_DEMAND_TABLE: nights})
+        (newest,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_TABLE}").fetchone()
+        updated = _realised_for_stored_forecasts(connection, newest)
+        realised = (
+            read_slice(connection, NET_DEMAND_REALISED_TABLE, as_of)
+            if table_exists(connection, NET_DEMAND_REALISED_TABLE)
+            else pd.DataFrame(columns=["hotel", "night", "realised_occupied"])
+        )
+    realised["night"] = pd.to_datetime(realised["night"])
+    shown = nights.merge(realised, on=["hotel", "night"], how="left")
+    context.log.info(
+        f"net demand as of {as_of}: {len(nights)} nights; realised filled in for {updated}"
+    )
+    metadata: dict[str, object] = {
+        "table": f"{platform.settings.warehouse_location}::{NET_DEMAND_TABLE}",
+        "as_of": str(as_of),
+        "nights": len(nights),
+        "horizon_days": config.horizon_days,
+        "walk_risk": config.walk_risk,
+        "scope": "bookings on the books on the as-of date; bookings made later are not counted",
+        "capacity": dg.MetadataValue.json(
+            {h: {"rooms": r, "source": s} for h, (r, s) in capacity.items()}
+        ),
+        "realised_filled_in_for": dg.MetadataValue.json([str(d) for d in updated]),
+    }
+    for hotel, rows in shown.groupby("hotel"):
+        week = rows.head(7)[
+            [
+                "night",
+                "rooms_booked",
+                "expected_occupied",
+                "occupied_80_low",
+                "occupied_80_high",
+                "headroom",
+            ]
+        ].assign(night=lambda f: f["night"].dt.strftime("%a %Y-%m-%d"))
+        metadata[f"plot_{hotel}"] = dg.MetadataValue.md(
+            markdown_image(
+                f"{hotel}: the next {config.horizon_days} nights",
+                net_demand_png(rows, hotel, str(as_of)),
+                note=week.to_markdown(index=False, floatfmt=".1f"),
+            )
+        )
+        metadata[f"expected_occupied_next_30_nights_{hotel}"] = float(
+            rows.head(30)["expected_occupied"].sum()
+        )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    **stage("monitoring"),
+    deps=[batch_predictions],
+    partitions_def=as_of_partitions,
+    kinds={"duckdb"},
+)
+def estimated_performance(
+    context: dg.AssetExecutionContext,
+    booking_features: FeatureSet,
+    platform: PlatformSettings,
+    warehouse: Warehouse,
+) -> dg.MaterializeResult:
+    """The ROC AUC and calibration the open bookings will show, per arrival month, estimated
+    from the champion's probabilities alone (CBPE, core/performance_estimation.py), before any
+    label arrives; realised_performance measures the truth later."""
+    as_of = booking_features.as_of
+    with warehouse.connect() as connection:
+        scores = read_slice(connection, PREDICTIONS_TABLE, as_of)
+    scored = _scored_open_bookings(booking_features, scores)
+    table = estimate_by_arrival_month(scored[["arrival_date", "cancel_probability"]])
+    with warehouse.connect() as connection:
+        replace_slices(connection, as_of, {ESTIMATED_PERFORMANCE_TABLE: table})
+    context.log.info(f"estimated performance as of {as_of}: {len(table)} arrival month(s)")
+    month_ahead = table.iloc[0] if len(table) else None
+    metadata: dict[str, object] = {
+        "table": f"{platform.settings.warehouse_location}::{ESTIMATED_PERFORMANCE_TABLE}",
+        "as_of": str(as_of),
+        "method": "CBPE (NannyML's confidence-based performance estimation): assumes the "
+        "champion's probabilities are calibrated",
+        "months": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
+    }
+    if month_ahead is not None:
+        metadata["month_ahead"] = str(month_ahead["arrival_month"])
+        metadata["month_ahead_estimated_roc_auc"] = float(month_ahead["estimated_roc_auc"])
+        metadata["month_ahead_estimated_calibration_error"] = float(
+            month_ahead["estimated_calibration_error"]
+        )
+    return dg.MaterializeResult(metadata=metadata)

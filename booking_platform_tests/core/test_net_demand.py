@@ -1,0 +1,161 @@
+"""Net demand: the interval arithmetic on small cases with known answers, nights, capacity."""
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.net_demand import (
+    CAPACITY_ESTIMATE_SOURCE,
+    estimate_capacity,
+    forecast_net_demand,
+    night_rows,
+    occupied_pmf,
+    on_the_books,
+    pmf_quantile,
+    realised_occupancy,
+)
+from booking_platform_tests.synthetic import make_bookings
+
+AS_OF = date(2017, 5, 1)
+
+
+def _books(probabilities: list[float], identical: bool = False, **columns: object) -> pd.DataFrame:
+    """Bookings of one night (2017-05-01, City Hotel): different rows, or one row repeated."""
+    rows = len(probabilities)
+    frame = make_bookings(rows, seed=3)
+    if identical:
+        frame = frame.iloc[[0] * rows]
+    typed = clean_bookings(frame).cleaned.assign(
+        hotel="City Hotel",
+        arrival_date=pd.Timestamp(AS_OF),
+        stays_in_weekend_nights=0,
+        stays_in_week_nights=1,
+        adr=np.full(rows, 80.0) if identical else np.arange(rows) + 50.0,
+        cancel_probability=probabilities,
+    )
+    return typed.assign(**columns)
+
+
+def test_independent_bookings_follow_the_poisson_binomial() -> None:
+    # three bookings showing with 0.5, 0.5, 0.9: P(k shows) by hand
+    pmf = occupied_pmf(np.array([1, 1, 1]), np.array([0.5, 0.5, 0.9]))
+    expected = np.array([0.25 * 0.1, 0.5 * 0.1 + 0.25 * 0.9, 0.25 * 0.1 + 0.5 * 0.9, 0.25 * 0.9])
+    np.testing.assert_allclose(pmf, expected)
+    assert pmf_quantile(pmf, 0.025) == 0  # P(X <= 0) = 0.025
+    assert pmf_quantile(pmf, 0.03) == 1
+    assert pmf_quantile(pmf, 0.975) == 3
+
+
+def test_a_group_that_cancels_together_is_all_or_nothing() -> None:
+    # four rooms of one group, showing with 0.7: 0 or 4 rooms, never 1..3
+    np.testing.assert_allclose(occupied_pmf(np.array([4]), np.array([0.7])), [0.3, 0, 0, 0, 0.7])
+    # beside an independent booking showing with 0.5
+    pmf = occupied_pmf(np.array([4, 1]), np.array([0.7, 0.5]))
+    np.testing.assert_allclose(pmf, [0.15, 0.15, 0, 0, 0.35, 0.35])
+
+
+def test_identical_rows_widen_the_interval_the_independent_reading_gives() -> None:
+    # ten identical rows (a group) and ten different ones, all cancelling with 0.4
+    group = _books([0.4] * 10, identical=True).assign(booking_id=range(100, 110))
+    singles = _books([0.4] * 10)
+    capacity = {"City Hotel": (30, "configured")}
+    books = pd.concat([group, singles])
+    grouped = forecast_net_demand(books, AS_OF, capacity, horizon_days=1, shock_sd=0.0)
+    independent = forecast_net_demand(
+        books, AS_OF, capacity, horizon_days=1, grouping="independent", shock_sd=0.0
+    )
+    shocked = forecast_net_demand(books, AS_OF, capacity, horizon_days=1)  # the default shock
+    night = grouped.iloc[0]
+    assert night["rooms_booked"] == 20 and night["rooms_in_group_units"] == 10
+    assert night["expected_occupied"] == pytest.approx(12.0)
+    assert night["expected_cancellations"] == pytest.approx(8.0)
+    # grouped: 10 rooms all-or-nothing (0.6 shows) + Binomial(10, 0.6)
+    pmf = occupied_pmf(np.array([10] + [1] * 10), np.full(11, 0.6))
+    assert (night["occupied_95_low"], night["occupied_95_high"]) == (
+        pmf_quantile(pmf, 0.025),
+        pmf_quantile(pmf, 0.975),
+    )
+    wide = night["occupied_95_high"] - night["occupied_95_low"]
+    narrow = independent.iloc[0]["occupied_95_high"] - independent.iloc[0]["occupied_95_low"]
+    assert wide > narrow
+    assert independent.iloc[0]["rooms_in_group_units"] == 0
+    shocked_width = shocked.iloc[0]["occupied_95_high"] - shocked.iloc[0]["occupied_95_low"]
+    assert shocked_width >= wide
+    assert shocked.iloc[0]["expected_occupied"] == pytest.approx(12.0)
+
+
+def test_headroom_keeps_the_walk_risk_under_the_configured_level() -> None:
+    books = _books([0.2] * 20)
+    capacity = {"City Hotel": (20, "configured")}
+    night = forecast_net_demand(
+        books, AS_OF, capacity, horizon_days=1, walk_risk=0.05, shock_sd=0.0
+    ).iloc[0]
+    pmf = occupied_pmf(np.ones(20, dtype=int), np.full(20, 0.8))
+    headroom = night["headroom"]
+    walk = pmf[20 - headroom + 1 :].sum()  # P(X + headroom > 20)
+    walk_one_more = pmf[20 - headroom :].sum()
+    assert headroom > 0 and walk <= 0.05 < walk_one_more
+
+
+def test_the_normal_approximation_has_the_exact_mean() -> None:
+    books = _books([0.1, 0.3, 0.5, 0.7, 0.9] * 8)
+    capacity = {"City Hotel": (60, "configured")}
+    exact = forecast_net_demand(books, AS_OF, capacity, horizon_days=1, shock_sd=0.0).iloc[0]
+    normal = forecast_net_demand(
+        books, AS_OF, capacity, horizon_days=1, method="normal", shock_sd=0.0
+    ).iloc[0]
+    assert normal["expected_occupied"] == pytest.approx(exact["expected_occupied"])
+    assert abs(normal["occupied_80_low"] - exact["occupied_80_low"]) <= 1
+
+
+def test_a_booking_occupies_each_night_of_its_stay_and_day_use_none() -> None:
+    books = _books([0.1, 0.1]).assign(stays_in_weekend_nights=[1, 0], stays_in_week_nights=[2, 0])
+    nights = night_rows(books)
+    assert list(nights["night"]) == list(pd.date_range(AS_OF, periods=3))
+
+
+def test_guests_in_house_are_on_the_books_and_capacity_is_the_busiest_night() -> None:
+    cleaned = clean_bookings(make_bookings(3000)).cleaned
+    books = on_the_books(cleaned, AS_OF)
+    in_house = books[books["in_house"]]
+    assert not in_house.empty and (in_house["arrival_date"] < pd.Timestamp(AS_OF)).all()
+    assert in_house["is_canceled"].eq(0).all()
+    capacity = estimate_capacity(cleaned, AS_OF, configured={"Resort Hotel": 200})
+    assert capacity["Resort Hotel"] == (200, "configured")
+    rooms, source = capacity["City Hotel"]
+    assert source == CAPACITY_ESTIMATE_SOURCE
+    history = night_rows(
+        cleaned[(cleaned["is_canceled"] == 0) & (cleaned["hotel"] == "City Hotel")]
+    )
+    busiest = history[history["night"] < pd.Timestamp(AS_OF)].groupby("night").size().max()
+    assert rooms == busiest
+    realised = realised_occupancy(cleaned, AS_OF, pd.Timestamp("2017-06-01"))
+    assert realised["night"].between(pd.Timestamp(AS_OF), pd.Timestamp("2017-05-31")).all()
+    stayed = night_rows(books[books["is_canceled"].eq(0)])
+    first = stayed[(stayed["night"] == pd.Timestamp(AS_OF)) & (stayed["hotel"] == "City Hotel")]
+    first_realised = realised[
+        (realised["night"] == pd.Timestamp(AS_OF)) & (realised["hotel"] == "City Hotel")
+    ]
+    assert first_realised["realised_occupied"].item() == len(first)
+
+
+def test_a_shared_shock_makes_bookings_move_together_but_keeps_guests_in_house() -> None:
+    independent = occupied_pmf(np.array([1, 1]), np.array([0.5, 0.5]))
+    mild = occupied_pmf(np.array([1, 1]), np.array([0.5, 0.5]), shock_sd=0.5)
+    strong = occupied_pmf(np.array([1, 1]), np.array([0.5, 0.5]), shock_sd=1.5)
+    # symmetric around 0.5: both show as often as neither, more often the stronger the shock
+    assert mild[0] == pytest.approx(mild[2]) and strong[0] == pytest.approx(strong[2])
+    assert independent[2] == pytest.approx(0.25)
+    assert 0.25 < mild[2] < strong[2]
+    assert mild.sum() == pytest.approx(1.0)
+    # E[s(e)^2] for e ~ N(0, 0.5^2), s the logistic function, by brute-force quadrature
+    grid = np.linspace(-6, 6, 20001)
+    density = np.exp(-(grid**2) / (2 * 0.25)) / np.sqrt(2 * np.pi * 0.25)
+    both = np.trapezoid(density / (1 + np.exp(-grid)) ** 2, grid)
+    assert mild[2] == pytest.approx(both, abs=1e-4)
+    # a guest in house (shows with certainty) is not moved by the shock
+    in_house = occupied_pmf(np.array([1, 1]), np.array([1.0, 0.5]), shock_sd=1.5)
+    assert in_house[0] == 0 and in_house[1] == pytest.approx(0.5)

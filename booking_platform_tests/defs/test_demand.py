@@ -1,0 +1,186 @@
+"""net_demand and estimated_performance on a real Dagster instance and DuckDB file (synthetic
+data): the table, its realised companion, one-transaction slices, the plot, the CLI command."""
+
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from booking_platform.cli import main
+from booking_platform.config import Settings
+from booking_platform.core import warehouse
+from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.net_demand import (
+    DEFAULT_HORIZON_DAYS,
+    NET_DEMAND_REALISED_TABLE,
+    NET_DEMAND_TABLE,
+    realised_occupancy,
+)
+from booking_platform.core.source import read_bookings
+from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
+from booking_platform_tests.synthetic import make_bookings, write_csv
+
+MAY, JULY = date(2017, 5, 1), date(2017, 7, 1)
+
+
+@pytest.fixture(scope="module")
+def demand_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list]:
+    """The main job as of 2017-05-01, then as of 2017-07-01 (whose export grades May's nights);
+    returns the settings and the May run's net_demand materialisation metadata."""
+    root = tmp_path_factory.mktemp("demand")
+    source = write_csv(make_bookings(SYNTHETIC_ROWS), root / "bookings.csv")
+    settings = Settings(home=root / "home", source=str(source), as_of=MAY)
+    with dg.instance_for_test() as instance:
+        may = run_main_job(settings, instance)
+        assert may.success
+        assert run_main_job(replace(settings, as_of=JULY), instance).success
+    metadata = [
+        e.step_materialization_data.materialization.metadata
+        for e in may.get_asset_materialization_events()
+        if e.step_materialization_data.materialization.asset_key == dg.AssetKey("net_demand")
+    ]
+    return settings, metadata
+
+
+def _slice(settings: Settings, table: str, as_of: date) -> pd.DataFrame:
+    with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
+        return warehouse.read_slice(connection, table, as_of)
+
+
+def test_net_demand_holds_every_night_of_the_horizon_per_hotel(demand_home: tuple) -> None:
+    settings, _ = demand_home
+    nights = _slice(settings, NET_DEMAND_TABLE, MAY)
+    assert len(nights) == 2 * DEFAULT_HORIZON_DAYS
+    assert set(nights["hotel"]) == {"City Hotel", "Resort Hotel"}
+    first = pd.to_datetime(nights["night"]).min()
+    assert first == pd.Timestamp(MAY)
+    assert (nights["expected_occupied"] <= nights["rooms_booked"] + 1e-9).all()
+    assert np.allclose(
+        nights["expected_occupied"] + nights["expected_cancellations"], nights["rooms_booked"]
+    )
+    assert (nights["occupied_95_low"] <= nights["occupied_80_low"]).all()
+    assert (nights["occupied_80_low"] <= nights["occupied_80_high"]).all()
+    assert (nights["occupied_80_high"] <= nights["occupied_95_high"]).all()
+    assert (nights["occupied_95_high"] <= nights["rooms_booked"]).all()
+    assert (nights["headroom"] >= 0).all() and (nights["model_version"] == "1").all()
+    # a night's expected cancellations: the sum of the stored probabilities of its bookings
+    scores = _slice(settings, "predictions", MAY)
+    cleaned = clean_bookings(read_bookings(Path(settings.source)).frame).cleaned
+    scored = scores.merge(cleaned, on="booking_id")
+    staying = scored[
+        (scored["hotel"] == "City Hotel")
+        & (scored["arrival_date"] == pd.Timestamp(MAY))
+        & (scored["stays_in_weekend_nights"] + scored["stays_in_week_nights"] > 0)
+    ]
+    night = nights[(nights["hotel"] == "City Hotel") & (pd.to_datetime(nights["night"]) == first)]
+    assert night["expected_cancellations"].item() == pytest.approx(
+        staying["cancel_probability"].sum()
+    )
+
+
+def test_a_later_export_fills_in_the_realised_rooms(demand_home: tuple) -> None:
+    settings, _ = demand_home
+    realised = _slice(settings, NET_DEMAND_REALISED_TABLE, MAY)
+    nights = pd.to_datetime(realised["night"])
+    # July's export knows every night of May and June: 61 nights per hotel
+    assert len(realised) == 2 * 61 and nights.max() == pd.Timestamp("2017-06-30")
+    final = clean_bookings(read_bookings(Path(settings.source)).frame).cleaned
+    expected = realised_occupancy(final, MAY, pd.Timestamp(JULY))
+    merged = realised.assign(night=nights).merge(
+        expected, on=["hotel", "night"], how="left", suffixes=("", "_expected")
+    )
+    assert (merged["realised_occupied"] == merged["realised_occupied_expected"].fillna(0)).all()
+    assert merged["realised_occupied"].sum() > 0
+    # the July forecast's own nights are not known yet, and May's forecast is kept beside it
+    assert _slice(settings, NET_DEMAND_REALISED_TABLE, JULY).empty
+    assert len(_slice(settings, NET_DEMAND_TABLE, MAY)) == 2 * DEFAULT_HORIZON_DAYS
+    assert len(_slice(settings, NET_DEMAND_TABLE, JULY)) == 2 * DEFAULT_HORIZON_DAYS
+
+
+def test_a_failed_replacement_keeps_the_old_slice(demand_home: tuple, tmp_path: Path) -> None:
+    settings, _ = demand_home
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(settings.warehouse_path.read_bytes())
+    with warehouse.connect(copy) as connection:
+        before = warehouse.read_slice(connection, NET_DEMAND_TABLE, MAY)
+        good = before.assign(expected_occupied=0.0)
+        bad = before.assign(night="not a date")
+        with pytest.raises(duckdb.Error):
+            # the good half of the replacement is rolled back with the bad half
+            warehouse.replace_slices(
+                connection, MAY, {NET_DEMAND_REALISED_TABLE: good.head(3), NET_DEMAND_TABLE: bad}
+            )
+        after = warehouse.read_slice(connection, NET_DEMAND_TABLE, MAY)
+        pd.testing.assert_frame_equal(after, before)
+        assert len(warehouse.read_slice(connection, NET_DEMAND_REALISED_TABLE, MAY)) == 2 * 61
+        # a rerun of the same as-of replaces its rows, it does not add to them
+        warehouse.replace_slices(connection, MAY, {NET_DEMAND_TABLE: good})
+        again = warehouse.read_slice(connection, NET_DEMAND_TABLE, MAY)
+        assert len(again) == len(before) and (again["expected_occupied"] == 0).all()
+        assert len(warehouse.read_slice(connection, NET_DEMAND_TABLE, JULY)) == len(before)
+
+
+def test_the_materialisation_shows_a_plot_per_hotel(demand_home: tuple) -> None:
+    _, (metadata,) = demand_home
+    for hotel in ("City Hotel", "Resort Hotel"):
+        plot = metadata[f"plot_{hotel}"].value
+        assert "data:image/png;base64," in plot and "rooms_booked" in plot
+    assert "bookings made later are not counted" in metadata["scope"].value
+
+
+def test_estimated_performance_per_arrival_month(demand_home: tuple) -> None:
+    settings, _ = demand_home
+    table = _slice(settings, "estimated_performance", MAY)
+    assert table["arrival_month"].iloc[0] == "2017-05"
+    assert table["estimated_roc_auc"].between(0.5, 1).all()
+    assert (table["estimated_roc_auc_low"] <= table["estimated_roc_auc_high"]).all()
+    scores = _slice(settings, "predictions", MAY)
+    assert table["bookings"].sum() == len(scores)
+    assert table["expected_cancellations"].sum() == pytest.approx(
+        scores["cancel_probability"].sum()
+    )
+
+
+@pytest.fixture
+def demand_env(demand_home: tuple, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    settings, _ = demand_home
+    monkeypatch.setenv("BOOKING_PLATFORM_HOME", str(settings.home))
+    monkeypatch.setenv("BOOKINGS_SOURCE", settings.source)
+    monkeypatch.setenv("COLUMNS", "200")
+    return settings
+
+
+def test_demand_command_prints_the_nights(
+    demand_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["demand", "--hotel", "City Hotel", "--from", "2017-05-01", "--to", "2017-05-31"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Mon 2017-05-01" in out and "Wed 2017-05-31" in out and "Thu 2017-06-01" not in out
+    # realised rooms are shown: July's export graded May's nights
+    nights = _slice(demand_env, NET_DEMAND_REALISED_TABLE, MAY)
+    first = nights[(nights["hotel"] == "City Hotel")].sort_values("night").iloc[0]
+    row = next(line for line in out.splitlines() if "Mon 2017-05-01" in line)
+    cells = [cell.strip() for cell in row.strip().strip("│").split("│")]
+    assert cells[-1] == str(first["realised_occupied"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--hotel", "Beach Hotel", "--from", "2017-05-01", "--to", "2017-05-31"], "unknown hotel"),
+        (["--hotel", "City Hotel", "--from", "2017-05-31", "--to", "2017-05-01"], "is after"),
+        (["--hotel", "City Hotel", "--from", "2016-01-01", "--to", "2016-01-31"], "no net demand"),
+    ],
+)
+def test_demand_command_refuses_in_one_line(
+    demand_env: Settings, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["demand", *args]) == 2
+    out = capsys.readouterr().out.strip()
+    assert message in out and len(out.splitlines()) == 1
