@@ -17,7 +17,12 @@ from booking_platform.defs.assets import (
     serving,
 )
 from booking_platform.defs.failures import run_failure_recorder
-from booking_platform.defs.jobs import booking_platform_job, retraining_job, scoring_job
+from booking_platform.defs.jobs import (
+    booking_platform_job,
+    model_search_job,
+    retraining_job,
+    scoring_job,
+)
 from booking_platform.defs.resources import build_resources
 from booking_platform.defs.sensors import (
     build_landing_sensor,
@@ -43,8 +48,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=_assets(),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
-        jobs=[booking_platform_job, scoring_job, retraining_job],
-        schedules=[schedules.daily_scoring_schedule, schedules.weekly_retraining_schedule],
+        jobs=[booking_platform_job, scoring_job, retraining_job, model_search_job],
+        schedules=[
+            schedules.daily_scoring_schedule,
+            schedules.weekly_retraining_schedule,
+            schedules.monthly_model_search_schedule,
+        ],
         sensors=[
             build_staleness_sensor(settings.champion_max_age_days),
             realised_performance_sensor,

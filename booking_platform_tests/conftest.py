@@ -35,6 +35,8 @@ ALL_ASSETS = SEVEN_ASSETS | {
     "net_demand",
     "estimated_performance",
 }
+# launched on its own (model_search_job), never by the main job
+MODEL_SEARCH_ASSET = "model_search"
 SYNTHETIC_ROWS = 12000  # enough for a 2-month holdout of ~900 rows and a calibrated model
 
 
@@ -49,16 +51,24 @@ def settings(tmp_path: Path, synthetic_source: Path) -> Settings:
 
 
 def run_main_job(
-    settings: Settings, instance: dg.DagsterInstance, params_json: str = "{}"
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    params_json: str = "{}",
+    calibrate: bool = True,
 ) -> dg.ExecuteInProcessResult:
-    """Run the main job as of the settings' date, as `make run` does (LightGBM overrides too)."""
+    """Run the main job as of the settings' date, as `make run` does (LightGBM overrides and
+    calibration on or off too)."""
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
     instance.add_dynamic_partitions(as_of_partitions.name, [str(settings.as_of)])
     return job.execute_in_process(
         instance=instance,
         partition_key=str(settings.as_of),
         raise_on_error=False,
-        run_config={"ops": {"candidate_model": {"config": {"params_json": params_json}}}},
+        run_config={
+            "ops": {
+                "candidate_model": {"config": {"params_json": params_json, "calibrate": calibrate}}
+            }
+        },
     )
 
 

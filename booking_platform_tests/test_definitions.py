@@ -3,13 +3,13 @@ import dagster as dg
 from booking_platform.definitions import defs
 from booking_platform.defs.assets.catalog_tags import GROUP, STAGE_TAG
 from booking_platform.defs.jobs import MAIN_JOB_NAME
-from booking_platform_tests.conftest import ALL_ASSETS, SEVEN_ASSETS_UPSTREAM
+from booking_platform_tests.conftest import ALL_ASSETS, MODEL_SEARCH_ASSET, SEVEN_ASSETS_UPSTREAM
 
 
 def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == ALL_ASSETS
+    assert keys == ALL_ASSETS | {MODEL_SEARCH_ASSET}
     parents = {
         key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
         for key in graph.get_all_asset_keys()
@@ -21,6 +21,7 @@ def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
         "ab_test_report": {"cleaned_bookings"},
         "net_demand": {"booking_features", "batch_predictions"},
         "estimated_performance": {"booking_features", "batch_predictions"},
+        MODEL_SEARCH_ASSET: {"booking_features"},
     }
 
 

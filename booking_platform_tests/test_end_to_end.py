@@ -182,7 +182,12 @@ def test_snapshots_land_retrain_the_gate_holds_and_a_range_backfills(dagit: Dagi
                     "jobName": "retraining_job",
                 },
                 "runConfigData": {
-                    "ops": {"candidate_model": {"config": {"params_json": WEAK_PARAMS}}}
+                    # uncalibrated, so the gate's calibration ceiling stops it
+                    "ops": {
+                        "candidate_model": {
+                            "config": {"params_json": WEAK_PARAMS, "calibrate": False}
+                        }
+                    }
                 },
                 "executionMetadata": {
                     "tags": [{"key": "dagster/partition", "value": SNAPSHOTS[-1]}]

@@ -88,7 +88,12 @@ def evaluation_rows(cleaned: pd.DataFrame, month: date) -> pd.DataFrame:
 
 
 def _snapshot(
-    raw: pd.DataFrame, as_of: date, reports_dir: Path, policy: RetrainingPolicy
+    raw: pd.DataFrame,
+    as_of: date,
+    reports_dir: Path,
+    policy: RetrainingPolicy,
+    params: dict | None,
+    calibrate: bool,
 ) -> MonthSnapshot:
     cleaned = clean_bookings(take_snapshot(raw, as_of), as_of).cleaned
     feature_set = build_feature_set(cleaned, as_of)
@@ -111,7 +116,9 @@ def _snapshot(
     def validated_candidate(seed: int) -> ValidatedModel:
         if seed not in trained:
             history, _ = feature_set.part("history")
-            trained[seed] = train_and_validate(history, feature_set.builder, as_of, seed=seed)
+            trained[seed] = train_and_validate(
+                history, feature_set.builder, as_of, params, seed=seed, calibrate=calibrate
+            )
         return trained[seed]
 
     return MonthSnapshot(as_of, validated_candidate, evidence)
@@ -237,9 +244,13 @@ def run_backtest(
     reports_dir: Path,
     seeds: Sequence[int] = (SEED,),
     progress: Callable[[Iterable[date]], Iterable[date]] = iter,
+    params: dict | None = None,
+    calibrate: bool = True,
 ) -> dict[str, object]:
     """Replay `months` (firsts of months) under each policy and seed; backtest.json's body.
 
+    `params` (LightGBM overrides) and `calibrate` are the training recipe's, for every candidate
+    (benchmarks/model_search.py compares recipes on the same months).
     `raw` is the whole export (final outcomes): snapshots are cut from it for the policies, and
     its outcomes, known in hindsight, grade them. A month's snapshot and drift verdict are
     computed once for every policy and seed, and a seed's candidate once for every policy.
@@ -247,7 +258,7 @@ def run_backtest(
     outcomes = clean_bookings(raw).cleaned
     runs = {name: {seed: PolicyState(name) for seed in seeds} for name in POLICIES}
     for as_of in progress(months):
-        snapshot = _snapshot(raw, as_of, reports_dir, policy)
+        snapshot = _snapshot(raw, as_of, reports_dir, policy, params, calibrate)
         rows = evaluation_rows(outcomes, as_of)
         for seed in seeds:
             for name in POLICIES:

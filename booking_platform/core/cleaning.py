@@ -61,6 +61,10 @@ def type_bookings(raw: pd.DataFrame) -> pd.DataFrame:
             typed[column] = raw[column]
         else:
             typed[column] = pd.to_numeric(raw[column], errors="coerce")
+            if kind == "float":
+                # a file without NULLs reads agent/company as integers; their category levels
+                # are learnt as the text of floats ("9.0"), so "9" would be a level never seen
+                typed[column] = typed[column].astype("float64")
     for column, value in NA_FILL.items():
         typed[column] = typed[column].fillna(value)
     month = pd.to_datetime(typed["arrival_date_month"], format="%B", errors="coerce").dt.month

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
@@ -17,6 +18,9 @@ from booking_platform.core.cleaning import type_bookings
 from booking_platform.core.drift import reference_sample
 from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
 from booking_platform.core.training import CancellationModel, ValidatedModel
+
+if TYPE_CHECKING:  # the search's libraries (optuna, xgboost) stay out of the service's imports
+    from booking_platform.core.search import SearchResult
 
 EXPERIMENT_NAME = "booking_cancellation"
 CHAMPION = "champion"
@@ -258,3 +262,123 @@ def log_backtest(
         for path in artifacts:
             mlflow.log_artifact(str(path))
     return run.info.run_id
+
+
+SEARCH_EXPERIMENT = "booking_cancellation_search"
+SEARCH_KIND_TAG = "booking_platform.kind"
+SEARCH_AS_OF_TAG = "booking_platform.search_as_of"
+
+
+def _experiment(name: str, artifact_root: Path) -> str:
+    """The experiment named `name`, created with an absolute artifact location if missing."""
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root.as_uri())
+
+
+@dataclass(frozen=True)
+class SearchChoice:
+    """The configuration candidate_model trains with: the newest search's best, or defaults."""
+
+    params: dict[str, object]
+    run_id: str | None = None  # the search's parent run
+    trial: int | None = None
+    as_of: str | None = None
+
+    def describe(self) -> str:
+        if self.run_id is None:
+            return "defaults (no model search as of this date or before)"
+        source = "defaults" if not self.params else f"trial {self.trial}"
+        return f"{source} of search run {self.run_id} (as of {self.as_of})"
+
+
+def log_search(
+    artifact_root: Path,
+    result: SearchResult,
+    table: pd.DataFrame,
+    plots: dict[str, bytes],
+    tags: dict[str, str],
+) -> str:
+    """One parent run per search, a nested run per family and per Optuna trial; returns the
+    parent's run id. The parent holds the best configuration (best_params.json), the leaderboard
+    and the pictures; its tags say as of when it searched, which candidate_model reads."""
+    experiment_id = _experiment(SEARCH_EXPERIMENT, artifact_root / "search")
+    parent_tags = {
+        **tags,
+        SEARCH_KIND_TAG: "model_search",
+        SEARCH_AS_OF_TAG: str(result.as_of),
+        "best_trial": str(result.best_trial),
+    }
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"model search as of {result.as_of}", tags=parent_tags
+    ) as parent:
+        mlflow.log_params(
+            {
+                "as_of": str(result.as_of),
+                "holdout_start": str(result.holdout_start.date()),
+                "budget_trials": result.budget.trials,
+                "budget_seconds": result.budget.seconds,
+                "seed": result.seed,
+            }
+        )
+        best = table[table["state"] == "complete"].iloc[0]
+        mlflow.log_metrics(
+            {
+                "best_roc_auc": float(best["roc_auc"]),
+                "trials": float((table["trial"].notna()).sum()),
+                "pruned_trials": float((table["state"] == "pruned").sum()),
+                "search_seconds": result.seconds,
+            }
+        )
+        mlflow.log_dict(
+            {"best_trial": result.best_trial, "params": result.best_params}, "best_params.json"
+        )
+        mlflow.log_text(table.to_csv(index=False), "leaderboard.csv")
+        with tempfile.TemporaryDirectory() as scratch:
+            for name, png in plots.items():
+                (Path(scratch) / f"{name}.png").write_bytes(png)
+            mlflow.log_artifacts(scratch, artifact_path="plots")
+        for entry in result.entries:
+            name = entry.family if entry.trial is None else f"{entry.family} trial {entry.trial}"
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=name,
+                nested=True,
+                tags={"family": entry.family, "state": entry.state},
+            ):
+                mlflow.log_params({k: v for k, v in list(entry.params.items())[:100]})
+                mlflow.log_metrics(
+                    {
+                        **{k: v for k, v in entry.metrics.items() if v == v},  # NaN: pruned
+                        "fit_seconds": entry.fit_seconds,
+                        "score_seconds": entry.score_seconds,
+                    }
+                )
+        return parent.info.run_id
+
+
+def latest_search(artifact_root: Path, as_of: str) -> SearchChoice:
+    """The best configuration of the newest finished search as of `as_of` or earlier (a search
+    as of a later date tuned on months this candidate must not see); defaults without one."""
+    experiment_id = _experiment(SEARCH_EXPERIMENT, artifact_root / "search")
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{SEARCH_KIND_TAG}` = 'model_search' "
+        "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+    # ISO dates compare as text; MLflow filters tags by equality only
+    eligible = [r for r in runs if r.data.tags.get(SEARCH_AS_OF_TAG, "9999") <= as_of]
+    if not eligible:
+        return SearchChoice(params={})
+    run = max(eligible, key=lambda r: (r.data.tags[SEARCH_AS_OF_TAG], r.info.start_time))
+    best = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/best_params.json")
+    return SearchChoice(
+        params=best["params"],
+        run_id=run.info.run_id,
+        trial=int(best["best_trial"]),
+        as_of=run.data.tags[SEARCH_AS_OF_TAG],
+    )

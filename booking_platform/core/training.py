@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import lightgbm as lgb
@@ -18,6 +18,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from booking_platform.core.calibration import IDENTITY, METHODS, NONE, Calibrator, fit_calibrator
 from booking_platform.core.features import SCORED_ON, FeatureBuilder
 
 SEED = 42
@@ -52,16 +53,30 @@ DECISION_THRESHOLD = 0.5
 # backtest"): it keeps the booking-time ROC AUC floor (test_real_data) that drawing one moment
 # per booking among all of them did not.
 AT_BOOKING_SHARE = 0.5
+# The validation model's calibrator learns from the months just before the holdout, scored by a
+# model fit on the months before them (docs/design.md, "Calibration").
+CALIBRATION_MONTHS = 2
+MIN_CALIBRATION_ROWS = 200
+# A calibrator must lower the holdout calibration error by this much to be kept: below it the
+# difference is noise, and the identity keeps the booster's ranking untouched.
+MIN_CALIBRATION_GAIN = 0.002
 
 
 @dataclass
 class CancellationModel:
-    """What gets registered: the fitted feature builder and the booster, scored together."""
+    """What gets registered: the fitted feature builder, the booster and its calibrator."""
 
     builder: FeatureBuilder
     classifier: lgb.LGBMClassifier
     threshold: float = DECISION_THRESHOLD
     train_end: str = ""  # arrivals before this date trained the model
+    # a class-level default, so models pickled before calibration existed load as uncalibrated
+    calibrator: Calibrator = IDENTITY
+
+    def calibrated(self, raw: np.ndarray) -> np.ndarray:
+        """The reported probabilities for the booster's own: every scoring path ends here
+        (predict_proba below; the HTTP service's compiled trees, serving/model_store.py)."""
+        return self.calibrator.apply(raw)
 
     def predict_proba(
         self, bookings: pd.DataFrame, features: pd.DataFrame | None = None
@@ -69,7 +84,7 @@ class CancellationModel:
         """`features`: builder.transform(bookings), when the caller has built them already."""
         if features is None:
             features = self.builder.transform(bookings)
-        return self.classifier.predict_proba(features)[:, 1]
+        return self.calibrated(self.classifier.predict_proba(features)[:, 1])
 
 
 def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
@@ -145,12 +160,46 @@ def fit_classifier(
 
 
 @dataclass(frozen=True)
+class CalibrationChoice:
+    """Which calibrator the candidate got, and the holdout calibration error of each method."""
+
+    method: str
+    holdout_error_by_method: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class ValidatedModel:
     model: CancellationModel  # refit on all history: what gets registered
     metrics: dict[str, float]  # earned on the holdout by the same recipe fit before it
     holdout: pd.DataFrame  # cleaned holdout rows, so the gate can score the champion on them
-    holdout_proba: np.ndarray
+    holdout_proba: np.ndarray  # calibrated as the registered model calibrates
     holdout_start: pd.Timestamp
+    calibration: CalibrationChoice = CalibrationChoice(NONE)
+
+
+def _choose_calibration(
+    earlier: lgb.LGBMClassifier,
+    features: pd.DataFrame,
+    labels: np.ndarray,
+    in_slice: np.ndarray,
+    holdout_labels: np.ndarray,
+    holdout_raw: np.ndarray,
+) -> tuple[CalibrationChoice, Calibrator]:
+    """Fit each method on the calibration slice as scored by `earlier` (a model that never saw
+    it) and keep the one with the lowest calibration error on the holdout, or none when no
+    method gains MIN_CALIBRATION_GAIN. Returns the choice and the calibrator the holdout metrics
+    are computed with."""
+    slice_raw = earlier.predict_proba(features[in_slice])[:, 1]
+    fitted = {m: fit_calibrator(m, labels[in_slice], slice_raw) for m in METHODS}
+    errors = {m: calibration_error(holdout_labels, c.apply(holdout_raw)) for m, c in fitted.items()}
+    best = min(errors, key=errors.get)
+    if errors[NONE] - errors[best] < MIN_CALIBRATION_GAIN:
+        best = NONE
+    reason = (
+        f"lowest holdout calibration error ({errors[best]:.4f}; uncalibrated {errors[NONE]:.4f})"
+    )
+    return CalibrationChoice(best, errors, reason), fitted[best]
 
 
 def train_and_validate(
@@ -159,8 +208,9 @@ def train_and_validate(
     as_of: date,
     params: dict | None = None,
     seed: int = SEED,
+    calibrate: bool = True,
 ) -> ValidatedModel:
-    """Validate out of time, then refit on all history.
+    """Validate out of time, calibrate, then refit on all history.
 
     `builder` was fit on `history`. Each booking is asked about once (training_questions). The
     recipe is fit on bookings that arrived before the holdout (the latest HOLDOUT_MONTHS months)
@@ -168,24 +218,58 @@ def train_and_validate(
     recipe refit on all history, because the most recent months matter most for bookings about
     to arrive (see README). The point-in-time rates mean no row's features contain its own or
     any later outcome. `seed` draws the questions and LightGBM's row and column samples.
+
+    Calibration (`calibrate`): a model fit on arrivals before the CALIBRATION_MONTHS preceding
+    the holdout scores those months; isotonic and Platt maps are fit there and the method is
+    chosen on the holdout (_choose_calibration), whose reported metrics use that calibrator. The
+    registered model's calibrator is the chosen method refit on the holdout as the validation
+    model scored it: the newest months a model had not seen, which is the relation the
+    registered model has to the bookings it will score.
     """
     history = training_questions(history, seed)
     params = {"random_state": seed, **(params or {})}
     features = builder.transform(history)
     start = holdout_start(as_of)
-    in_holdout = (history["arrival_date"] >= start).to_numpy()
+    arrival = history["arrival_date"]
+    in_holdout = (arrival >= start).to_numpy()
     labels = history["is_canceled"].to_numpy()
     if not in_holdout.any() or len(np.unique(labels[in_holdout])) < 2:
         raise ValueError(f"no usable holdout: arrivals from {start.date()} to {as_of}")
     if in_holdout.all():
         raise ValueError(f"no history before the holdout start {start.date()}")
     validation = fit_classifier(features[~in_holdout], labels[~in_holdout], params)
-    proba = validation.predict_proba(features[in_holdout])[:, 1]
-    metrics = classification_metrics(labels[in_holdout], proba)
+    raw = validation.predict_proba(features[in_holdout])[:, 1]
+    holdout_labels = labels[in_holdout]
+
+    slice_start = holdout_start(start.date(), CALIBRATION_MONTHS)
+    before_slice = (arrival < slice_start).to_numpy()
+    in_slice = ~before_slice & ~in_holdout
+    choice, holdout_calibrator = CalibrationChoice(NONE, reason="not asked"), IDENTITY
+    if calibrate:
+        if (
+            in_slice.sum() < MIN_CALIBRATION_ROWS
+            or len(np.unique(labels[in_slice])) < 2
+            or len(np.unique(labels[before_slice])) < 2
+        ):
+            choice = CalibrationChoice(
+                NONE,
+                reason=f"too little history for a calibration slice ({int(in_slice.sum())} "
+                f"arrivals {slice_start.date()}..{start.date()}, need {MIN_CALIBRATION_ROWS})",
+            )
+        else:
+            earlier = fit_classifier(features[before_slice], labels[before_slice], params)
+            choice, holdout_calibrator = _choose_calibration(
+                earlier, features, labels, in_slice, holdout_labels, raw
+            )
+    proba = holdout_calibrator.apply(raw)
+    metrics = classification_metrics(holdout_labels, proba)
+    metrics["uncalibrated_roc_auc"] = float(roc_auc_score(holdout_labels, raw))
+    metrics["uncalibrated_calibration_error"] = calibration_error(holdout_labels, raw)
     final = CancellationModel(
         builder=builder,
         classifier=fit_classifier(features, labels, params),
         train_end=str(as_of),
+        calibrator=fit_calibrator(choice.method, holdout_labels, raw),
     )
     return ValidatedModel(
         model=final,
@@ -193,4 +277,5 @@ def train_and_validate(
         holdout=history[in_holdout],
         holdout_proba=proba,
         holdout_start=start,
+        calibration=choice,
     )

@@ -10,11 +10,14 @@ from booking_platform.defs.assets.catalog_tags import STAGE_TAG
 MAIN_JOB_NAME = "booking_platform_job"
 SCORING_JOB_NAME = "scoring_job"
 RETRAINING_JOB_NAME = "retraining_job"
+MODEL_SEARCH_JOB_NAME = "model_search_job"
 RETRAIN_REASON_TAG = "booking_platform/retrain_reason"
+# minutes of compute on purpose, launched by hand or by its schedule, never with the graph
+MODEL_SEARCH = dg.AssetSelection.assets("model_search")
 
 booking_platform_job = dg.define_asset_job(
     MAIN_JOB_NAME,
-    selection=dg.AssetSelection.all(),
+    selection=dg.AssetSelection.all() - MODEL_SEARCH,
     executor_def=dg.in_process_executor,
     description="Ingest, clean, build features, check drift, train, gate, register and score.",
 )
@@ -24,7 +27,8 @@ scoring_job = dg.define_asset_job(
     # the exploratory analysis is refreshed by the main job or by hand, not every morning
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets("candidate_model", "registered_model")
-    - dg.AssetSelection.tag(STAGE_TAG, "analysis"),
+    - dg.AssetSelection.tag(STAGE_TAG, "analysis")
+    - MODEL_SEARCH,
     executor_def=dg.in_process_executor,
     description="Ingest the latest data and score the open bookings with the current champion.",
 )
@@ -37,4 +41,12 @@ retraining_job = dg.define_asset_job(
     tags={RETRAIN_REASON_TAG: "manual"},
     description="Train a candidate on the current features; the gate decides whether it is "
     "registered as champion and scores the open bookings.",
+)
+
+model_search_job = dg.define_asset_job(
+    MODEL_SEARCH_JOB_NAME,
+    selection=MODEL_SEARCH,
+    executor_def=dg.in_process_executor,
+    description="Compare model families and tune LightGBM on the candidate's validation; the "
+    "next candidate trains with the best configuration. Promotes nothing.",
 )

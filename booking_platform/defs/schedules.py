@@ -5,7 +5,12 @@ Both run as of the newest as-of partition (the newest snapshot or `booking-platf
 
 import dagster as dg
 
-from booking_platform.defs.jobs import RETRAIN_REASON_TAG, retraining_job, scoring_job
+from booking_platform.defs.jobs import (
+    RETRAIN_REASON_TAG,
+    model_search_job,
+    retraining_job,
+    scoring_job,
+)
 from booking_platform.defs.partitions import latest_as_of
 
 
@@ -41,3 +46,17 @@ def daily_scoring_schedule(context: dg.ScheduleEvaluationContext):
 )
 def weekly_retraining_schedule(context: dg.ScheduleEvaluationContext):
     return _latest(context, {RETRAIN_REASON_TAG: "schedule"})
+
+
+@dg.schedule(
+    job=model_search_job,
+    cron_schedule="0 1 1 * *",
+    execution_timezone="UTC",
+    # up to 10 minutes of both cores: a person decides when the data has changed enough to
+    # search again (monthly, before the weekly retraining, when switched on)
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="The 1st of each month at 01:00 UTC, off by default: search model families and "
+    "LightGBM settings on the newest as-of date; the next candidate trains with the best.",
+)
+def monthly_model_search_schedule(context: dg.ScheduleEvaluationContext):
+    return _latest(context, {})

@@ -37,9 +37,12 @@ class LoadedModel:
     loaded_at: float
 
     def score(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """Cancellation probabilities: the batch path's feature code, without pandas, and the
-        booster's trees compiled, on one thread (the service scales with worker processes)."""
-        return self.trees.predict(self.model.builder.encode(columns), n_jobs=1)
+        """Cancellation probabilities: the batch path's feature code, without pandas, the
+        booster's trees compiled, on one thread (the service scales with worker processes), and
+        the batch path's calibration (CancellationModel.calibrated)."""
+        return self.model.calibrated(
+            self.trees.predict(self.model.builder.encode(columns), n_jobs=1)
+        )
 
     def describe(self) -> dict[str, object]:
         return {

@@ -7,9 +7,18 @@ import dagster as dg
 from booking_platform.config import Settings
 from booking_platform.core import warehouse
 from booking_platform.definitions import build_definitions, defs
-from booking_platform.defs.jobs import RETRAIN_REASON_TAG, RETRAINING_JOB_NAME, SCORING_JOB_NAME
+from booking_platform.defs.jobs import (
+    MODEL_SEARCH_JOB_NAME,
+    RETRAIN_REASON_TAG,
+    RETRAINING_JOB_NAME,
+    SCORING_JOB_NAME,
+)
 from booking_platform.defs.partitions import as_of_partitions
-from booking_platform.defs.schedules import daily_scoring_schedule, weekly_retraining_schedule
+from booking_platform.defs.schedules import (
+    daily_scoring_schedule,
+    monthly_model_search_schedule,
+    weekly_retraining_schedule,
+)
 from booking_platform_tests.conftest import materialized_assets, run_main_job
 
 
@@ -32,9 +41,15 @@ def test_schedules_request_their_jobs_with_reasons(instance: dg.DagsterInstance)
     assert RETRAIN_REASON_TAG not in scoring.tags
     assert daily_scoring_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert weekly_retraining_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    # the model search: minutes of both cores, off until a person switches it on
+    (search,) = monthly_model_search_schedule.evaluate_tick(context).run_requests
+    assert search.partition_key == "2017-05-01"
+    assert monthly_model_search_schedule.job_name == MODEL_SEARCH_JOB_NAME
+    assert monthly_model_search_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     assert {s.name for s in defs.schedules} == {
         "daily_scoring_schedule",
         "weekly_retraining_schedule",
+        "monthly_model_search_schedule",
     }
 
 

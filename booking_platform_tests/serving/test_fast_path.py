@@ -1,5 +1,6 @@
-"""The service's scoring path (JSON -> msgspec -> FeatureBuilder.encode -> compiled trees) gives
-the batch path's probabilities (cleaned frame -> transform -> LightGBM on pandas categoricals)."""
+"""The service's scoring path (JSON -> msgspec -> FeatureBuilder.encode -> compiled trees ->
+calibrator) gives the batch path's probabilities (cleaned frame -> transform -> LightGBM on pandas
+categoricals -> calibrator)."""
 
 from datetime import date
 from pathlib import Path
@@ -15,6 +16,7 @@ from booking_platform.core.scoring import score_bookings
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import train_and_validate
 from booking_platform.serving.compiled import compile_trees
+from booking_platform.serving.model_store import LoadedModel
 from booking_platform.serving.schemas import cross_field_errors, parse_bookings, to_columns
 from booking_platform_tests.serving.conftest import as_request
 from booking_platform_tests.synthetic import make_bookings, write_csv
@@ -34,7 +36,8 @@ def _both_paths(
     columns = to_columns(parse_bookings(body, many=True))
     assert cross_field_errors(columns) == []
     trees = compile_trees(model.classifier.booster_, compiled_dir)
-    return batch, trees.predict(model.builder.encode(columns), n_jobs=1)
+    loaded = LoadedModel("champion", "1", "run", model, trees, loaded_at=0.0)
+    return batch, loaded.score(columns)
 
 
 def test_online_and_batch_probabilities_are_equal(tmp_path: Path) -> None:

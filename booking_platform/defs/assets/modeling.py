@@ -1,8 +1,10 @@
-"""candidate_model (trained and logged to MLflow) and registered_model (the champion alias)."""
+"""candidate_model (trained and logged to MLflow), registered_model (the champion alias) and
+model_search (model families and a tuned LightGBM; its best configuration feeds the candidate)."""
 
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -16,19 +18,37 @@ from booking_platform.core.plots import (
     markdown_image,
     monthly_roc_auc,
 )
-from booking_platform.core.training import DEFAULT_PARAMS, ValidatedModel, train_and_validate
+from booking_platform.core.search import (
+    SEARCH_PLOT_TITLES,
+    SearchBudget,
+    leaderboard,
+    run_search,
+    search_plots,
+)
+from booking_platform.core.training import (
+    DEFAULT_PARAMS,
+    SEED,
+    ValidatedModel,
+    train_and_validate,
+)
+from booking_platform.core.warehouse import replace_slices
 from booking_platform.defs import metadata_keys as keys
 from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.jobs import RETRAIN_REASON_TAG
 from booking_platform.defs.partitions import as_of_partitions
-from booking_platform.defs.resources import MlflowRegistry
+from booking_platform.defs.resources import MlflowRegistry, Warehouse
 from booking_platform.defs.retries import passing_errors_retried
+
+LEADERBOARD_TABLE = "model_leaderboard"
 
 
 class CandidateConfig(dg.Config):
-    """LightGBM parameters to override, as JSON (e.g. '{"num_leaves": 15}')."""
+    """LightGBM parameters to override, as JSON (e.g. '{"num_leaves": 15}'), on top of the
+    newest model search's best configuration (or the defaults without one)."""
 
     params_json: str = "{}"
+    # off: the booster's own probabilities, as before calibration existed (for comparisons)
+    calibrate: bool = True
 
 
 @dataclass
@@ -49,14 +69,23 @@ def candidate_model(
     booking_features: FeatureSet,
     mlflow_registry: MlflowRegistry,
 ) -> dg.Output[Candidate]:
-    """LightGBM trained on history, validated out of time on its latest months, one MLflow run."""
+    """LightGBM trained on history, validated out of time on its latest months, calibrated,
+    one MLflow run. Trains with the best configuration of the newest model_search as of this
+    date or earlier (recorded: which search, which trial), else with the defaults."""
     overrides = json.loads(config.params_json)
+    as_of = str(booking_features.as_of)
+    mlflow_registry.experiment_id()
+    search = registry.latest_search(Path(mlflow_registry.artifact_root), as_of)
+    params = {**search.params, **overrides}
     history, features = booking_features.part("history")
     validated = train_and_validate(
-        history, booking_features.builder, booking_features.as_of, overrides
+        history,
+        booking_features.builder,
+        booking_features.as_of,
+        params,
+        calibrate=config.calibrate,
     )
     plots = candidate_plots(validated)
-    as_of = booking_features.as_of
     reason = context.run.tags.get(RETRAIN_REASON_TAG, "")
     run_id, model_uri = registry.log_candidate(
         mlflow_registry.experiment_id(),
@@ -64,11 +93,18 @@ def candidate_model(
         training_features=features,
         params={
             **DEFAULT_PARAMS,
-            **overrides,
-            "as_of": str(as_of),
+            **params,
+            "as_of": as_of,
             "holdout_start": str(validated.holdout_start.date()),
+            "search_run_id": search.run_id or "none",
+            "search_trial": "none" if search.trial is None else search.trial,
+            "calibration": validated.calibration.method,
         },
-        tags={"dagster_run_id": context.run_id, "as_of": str(as_of)},
+        tags={
+            "dagster_run_id": context.run_id,
+            "as_of": as_of,
+            "configuration": search.describe(),
+        },
         plots=plots,
         run_name=f"candidate {as_of}",
         description=f"LightGBM trained on the arrivals before {as_of}, validated out of time on "
@@ -89,6 +125,9 @@ def candidate_model(
         metadata={
             keys.MLFLOW_RUN_ID: run_id,
             "mlflow_run": dg.MetadataValue.url(mlflow_registry.run_url(run_id)),
+            "configuration": search.describe(),
+            "calibration": f"{validated.model.calibrator.describe()}: "
+            f"{validated.calibration.reason}",
             "trained_on_rows": len(history),
             "holdout": f"arrivals {validated.holdout_start.date()} .. {booking_features.as_of}"
             f" (excl.), {int(metrics['rows']):,} rows",
@@ -144,5 +183,84 @@ def registered_model(
             "model_version_url": dg.MetadataValue.url(mlflow_registry.version_url(version)),
             "mlflow_run": dg.MetadataValue.url(mlflow_registry.run_url(candidate_model.run_id)),
             "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        }
+    )
+
+
+class ModelSearchConfig(dg.Config):
+    """The search's budget: Optuna stops at whichever of trials and seconds comes first."""
+
+    trials: int = SearchBudget.trials
+    seconds: float = SearchBudget.seconds
+    seed: int = SEED
+
+
+@dg.asset(
+    **stage("modeling"),
+    kinds={"optuna", "mlflow", "duckdb"},
+    partitions_def=as_of_partitions,
+)
+def model_search(
+    context: dg.AssetExecutionContext,
+    config: ModelSearchConfig,
+    booking_features: FeatureSet,
+    mlflow_registry: MlflowRegistry,
+    warehouse: Warehouse,
+) -> dg.MaterializeResult:
+    """Model families and a tuned LightGBM on the candidate's own out-of-time validation: one
+    MLflow parent run, a nested run per family and trial, the leaderboard in `model_leaderboard`.
+    The next candidate_model trains with its best LightGBM configuration; it promotes nothing."""
+    if config.trials < 1 or config.seconds <= 0:
+        raise ValueError(f"model_search budget: trials {config.trials}, seconds {config.seconds}")
+    history, _ = booking_features.part("history")
+    result = run_search(
+        history,
+        booking_features.builder,
+        booking_features.as_of,
+        SearchBudget(trials=config.trials, seconds=config.seconds),
+        config.seed,
+        log=context.log.info,
+    )
+    table = leaderboard(result)
+    plots = search_plots(result.study)
+    mlflow_registry.experiment_id()
+    run_id = registry.log_search(
+        Path(mlflow_registry.artifact_root),
+        result,
+        table,
+        plots,
+        tags={"dagster_run_id": context.run_id},
+    )
+    with warehouse.connect() as connection:
+        replace_slices(
+            connection,
+            booking_features.as_of,
+            {LEADERBOARD_TABLE: table.assign(search_run_id=run_id)},
+        )
+    best = table[table["state"] == "complete"].iloc[0]
+    families = table[table["trial"].isna()].set_index("family")["roc_auc"]
+    tuned = table[table["family"] == "lightgbm_tuned"]
+    context.log.info(
+        f"model search {run_id}: {len(tuned)} trials in {result.seconds:.0f} s; "
+        f"best {best['family']} {best['roc_auc']:.4f}"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "mlflow_run_id": run_id,
+            "holdout": f"arrivals {result.holdout_start.date()} .. "
+            f"{booking_features.as_of} (excl.)",
+            "best_lightgbm_trial": result.best_trial,
+            "best_lightgbm_params": dg.MetadataValue.json(result.best_params),
+            "notes": "; ".join(result.notes) or "none",
+            "trials": len(tuned),
+            "pruned_trials": int((tuned["state"] == "pruned").sum()),
+            "search_seconds": float(result.seconds),
+            **{f"roc_auc_{family}": float(auc) for family, auc in families.items()},
+            "tuned_lightgbm_roc_auc": float(tuned["roc_auc"].max()),
+            "leaderboard": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".4f")),
+            **{
+                f"plot_{name}": dg.MetadataValue.md(markdown_image(SEARCH_PLOT_TITLES[name], png))
+                for name, png in plots.items()
+            },
         }
     )
