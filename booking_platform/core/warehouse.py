@@ -301,22 +301,24 @@ def publish_slices(
 
 
 def move_staged(connection: Any, as_of: date, names: list[str]) -> dict[str, int]:
-    """`publish_slices`' statements (portable SQL), inside the caller's transaction."""
+    """`publish_slices`' statements (portable SQL), inside the caller's transaction; DuckDB
+    keeps the rows in the export's order (it preserves insertion order)."""
     published = {}
     for name in names:
         staged = staged_name(name)
         if not table_exists(connection, staged):
             raise ValueError(f"no staging table {staged}: nothing to publish")
         rows = staged_rows(connection, name, as_of)
-        columns = ", ".join(
-            f'"{column}"'
+        names_in_order = [
+            column
             for (column,) in connection.execute(
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_schema = current_schema() AND table_name = ? "
                 "ORDER BY ordinal_position",
                 [staged],
             ).fetchall()
-        )
+        ]
+        columns = ", ".join(f'"{column}"' for column in names_in_order)
         connection.execute(
             f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT {columns} FROM "{staged}" WHERE 1 = 0'
         )
