@@ -1,6 +1,7 @@
 """Schedules and the scoring / retraining jobs on a real Dagster instance (synthetic data)."""
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
@@ -56,10 +57,17 @@ def test_schedules_request_their_jobs_with_reasons(instance: dg.DagsterInstance)
 def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
-    assert run_main_job(settings, instance).success
+    # the champion was trained a month earlier: a retraining as of today has newer data to show
+    assert run_main_job(replace(settings, as_of=date(2017, 4, 1)), instance).success
     definitions = build_definitions(settings)
-
     as_of = str(settings.as_of)
+    instance.add_dynamic_partitions(as_of_partitions.name, [as_of])
+    assert (
+        definitions.resolve_job_def(SCORING_JOB_NAME)
+        .execute_in_process(instance=instance, partition_key=as_of)
+        .success
+    )
+
     retrained = definitions.resolve_job_def(RETRAINING_JOB_NAME).execute_in_process(
         instance=instance, partition_key=as_of
     )
@@ -79,7 +87,14 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
         for e in retrained.all_events
         if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    assert checks == ["promotion_gate"]
+    # the gate, then what the new champion's scores must satisfy
+    assert checks == [
+        "promotion_gate",
+        "one_row_per_open_booking",
+        "probabilities_in_range",
+        "reasons_present",
+        "scored_by_champion_as_of",
+    ]
 
     scored = definitions.resolve_job_def(SCORING_JOB_NAME).execute_in_process(
         instance=instance, partition_key=as_of
@@ -96,5 +111,8 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
         "estimated_performance",
     }
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
-        versions = connection.execute("SELECT DISTINCT model_version FROM predictions").fetchall()
-    assert versions == [("2",)]
+        versions = connection.execute(
+            "SELECT as_of, list(DISTINCT model_version) FROM predictions GROUP BY as_of ORDER BY 1"
+        ).fetchall()
+    # April keeps the scores of its own champion; today's are the new champion's
+    assert versions == [(date(2017, 4, 1), ["1"]), (settings.as_of, ["2"])]

@@ -45,7 +45,7 @@ def test_a_calibrated_champion_scores_the_same_everywhere(
     validated = replace(validated, model=model)
     experiment = registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
     _, uri = registry.log_candidate(experiment, validated, features, FAST, tags={}, plots={})
-    assert registry.promote(MODEL_NAME, uri, tags={})[0] == "1"
+    assert registry.promote(MODEL_NAME, uri, AS_OF, tags={}).version == "1"
 
     sample = cleaned[cleaned["arrival_date"] >= pd.Timestamp(AS_OF)].head(200)
     batch = score_bookings(model, sample, "1")["cancel_probability"].to_numpy()
