@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export BOOKINGS_SOURCE ?= $(if $(wildcard ../shared/data/hotel_bookings.csv.zip),$(abspath ../shared/data/hotel_bookings.csv.zip),)
 export BOOKING_PLATFORM_HOME ?= $(abspath data)
 
-.PHONY: venv run test dev lint benchmark docs-images serve
+.PHONY: venv run test dev lint benchmark docs-images serve cluster cluster-down
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (as on these machines),
 # every process would otherwise compile Dagster, MLflow and Evidently from source on import, which
@@ -35,6 +35,15 @@ lint: venv
 
 serve: venv
 	$(BIN)/booking-platform serve --host 127.0.0.1 --port 8000
+
+# The cluster profile (README, "Running at scale"): PostgreSQL, Celery workers on RabbitMQ, an
+# MLflow server; every process in the background, PIDs and logs under $BOOKING_PLATFORM_HOME/cluster/.
+cluster: venv
+	BOOKING_PLATFORM_PROFILE=cluster $(BIN)/booking-platform cluster up
+	BOOKING_PLATFORM_PROFILE=cluster $(BIN)/booking-platform run
+
+cluster-down: venv
+	$(BIN)/booking-platform cluster down
 
 dev: venv
 	$(BIN)/python -m booking_platform.dev --host 127.0.0.1 --port 3000

@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
-from booking_platform.config import MODEL_NAME, Settings, load_settings
+from booking_platform.config import CLUSTER, EMBEDDED, MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import SensorRules, plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
@@ -49,6 +49,9 @@ console = Console()
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+INSTANCE_YAML = {EMBEDDED: "dagster.yaml", CLUSTER: "dagster-cluster.yaml"}
+
+
 def _refuse(problem: str) -> int:
     """A refusal: one line naming the problem (never wrapped), exit code 2."""
     console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
@@ -56,11 +59,21 @@ def _refuse(problem: str) -> int:
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME under the data home, with the project's dagster.yaml (instance settings)."""
+    """DAGSTER_HOME under the data home, with the profile's instance settings (dagster.yaml).
+
+    On the cluster profile the instance's database is created when missing, and its URL is put
+    in the environment that dagster-cluster.yaml reads (and that processes started from here
+    inherit).
+    """
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(REPO_ROOT / INSTANCE_YAML[settings.profile], home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
+    if settings.profile == CLUSTER:
+        from booking_platform.cluster.postgres import ensure_database
+
+        ensure_database(settings.cluster.pg_url, settings.cluster.pg_db)
+        os.environ["BOOKING_PLATFORM_DAGSTER_STORAGE_URL"] = settings.cluster.dagster_storage_url
     return home
 
 
@@ -82,10 +95,10 @@ def _execute(instance, job, as_of: str, run_id: str | None = None):  # noqa: ANN
     )
 
 
-def _step_errors(result) -> list[str]:  # noqa: ANN001
+def _step_errors(events) -> list[str]:  # noqa: ANN001
     """The failing assets' own errors (e.g. which file and column), not Dagster's wrapper."""
     errors = []
-    for event in result.all_events:
+    for event in events:
         if event.is_step_failure and event.step_failure_data.error:
             error = event.step_failure_data.error
             errors.append(f"{event.step_key}: {(error.cause or error).message.strip()}")
@@ -103,7 +116,6 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
     from booking_platform.defs.partitions import as_of_partitions
 
     prepare_dagster_home(settings)
-    job = build_definitions(settings).resolve_job_def(job_name)
     landing = settings.landing_dir
     landed = {
         d for p in (landing.iterdir() if landing.is_dir() else []) if (d := snapshot_as_of(p))
@@ -116,6 +128,9 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
         dates = sorted(d for d in landed | known if start <= d <= end)
         if not dates:
             return _refuse(f"no snapshot in {landing} and no partition in range")
+        if settings.profile == CLUSTER:
+            return _cluster_backfill(settings, instance, job_name, dates)
+        job = build_definitions(settings).resolve_job_def(job_name)
         for as_of in track(dates, description=f"{job_name} backfill", console=console):
             result = _execute(instance, job, as_of.isoformat())
             if result.success:
@@ -123,14 +138,46 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
             else:
                 failures += 1
                 console.print(f"{as_of}: [red]failed[/] (run {result.run_id})")
-                for error in _step_errors(result):
+                for error in _step_errors(result.all_events):
                     console.print(f"  {error}", markup=False, soft_wrap=True)
     console.print(f"{len(dates) - failures} of {len(dates)} date(s) succeeded")
     return 1 if failures else 0
 
 
+def _cluster_backfill(settings: Settings, instance, job_name: str, dates: list[date]) -> int:  # noqa: ANN001
+    """Queue every date at once; the cluster runs them side by side, as its limits allow."""
+    from booking_platform.cluster.submit import submit_runs, wait_for_runs
+
+    backfill_id = uuid.uuid4().hex[:8]
+    runs = submit_runs(
+        settings,
+        instance,
+        job_name,
+        [d.isoformat() for d in dates],
+        tags={"booking_platform/backfill": backfill_id},
+    )
+    console.print(
+        f"queued {len(runs)} {job_name} run(s) on the cluster (tag booking_platform/backfill="
+        f"{backfill_id}): {settings.cluster.dagit_url}/runs"
+    )
+    finished = wait_for_runs(instance, runs.values())
+    failures = 0
+    for as_of, run_id in runs.items():
+        status = finished[run_id].status.value
+        if status != "SUCCESS":
+            failures += 1
+        colour = "green" if status == "SUCCESS" else "red"
+        console.print(f"{as_of}: [{colour}]{status.lower()}[/] (run {run_id})")
+    console.print(f"{len(runs) - failures} of {len(runs)} date(s) succeeded")
+    return 1 if failures else 0
+
+
 def run_main_job(settings: Settings) -> int:
-    """Materialise the whole asset graph in the instance under the data home; print a summary."""
+    """Materialise the whole asset graph in the instance under the data home; print a summary.
+
+    On the cluster profile the run goes through the cluster's queue and its steps to the Celery
+    workers; the summary then says which worker ran each step.
+    """
     import dagster as dg
 
     from booking_platform.definitions import build_definitions
@@ -140,8 +187,10 @@ def run_main_job(settings: Settings) -> int:
     prepare_dagster_home(settings)
     console.print(
         f"[bold]booking_platform[/] as of {settings.as_of}, source {settings.source}, "
-        f"home {settings.home}"
+        f"home {settings.home}, profile {settings.profile}"
     )
+    if settings.profile == CLUSTER:
+        return _run_on_cluster(settings, MAIN_JOB_NAME)
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
     run_id = str(uuid.uuid4())
     with (
@@ -149,30 +198,57 @@ def run_main_job(settings: Settings) -> int:
         run_progress(instance, run_id, job_step_count(job), console),
     ):
         result = _execute(instance, job, str(settings.as_of), run_id)
-    metadata: dict[str, dict[str, object]] = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.step_materialization_data.materialization
-        metadata[materialization.asset_key.to_user_string()] = {
-            key: value.value for key, value in materialization.metadata.items()
-        }
-    gate = [
-        e.asset_check_evaluation_data
-        for e in result.all_events
-        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    ]
-    _print_summary(settings, metadata, [g for g in gate if g.check_name == "promotion_gate"])
-    if not result.success:
-        failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        console.print(f"[red]run {result.run_id} failed[/] at {failed}")
-        for error in _step_errors(result):
-            console.print(error, markup=False, soft_wrap=True)
-        return 1
-    return 0
+    _print_summary(settings, result.all_events)
+    return _report_outcome(result.run_id, result.success, result.all_events)
 
 
-def _print_summary(settings: Settings, metadata: dict[str, dict[str, object]], gate: list) -> None:
+def _run_on_cluster(settings: Settings, job_name: str) -> int:
     import dagster as dg
 
+    from booking_platform.cluster.submit import run_events, step_workers, submit_runs, wait_for_runs
+
+    with dg.DagsterInstance.get() as instance:
+        with console.status(f"{job_name} queued on the cluster ({settings.cluster.dagit_url})"):
+            (run_id,) = submit_runs(settings, instance, job_name, [str(settings.as_of)]).values()
+            run = wait_for_runs(instance, [run_id])[run_id]
+        events = run_events(instance, run_id)
+    _print_summary(settings, events)
+    workers = Table(title=f"run {run_id}: where each step ran")
+    workers.add_column("step")
+    workers.add_column("Celery worker")
+    for step, names in step_workers(events).items():
+        workers.add_row(step, " then ".join(names))
+    console.print(workers)
+    return _report_outcome(run_id, run.status == dg.DagsterRunStatus.SUCCESS, events)
+
+
+def _report_outcome(run_id: str, success: bool, events) -> int:  # noqa: ANN001
+    if success:
+        return 0
+    failed = [e.step_key for e in events if e.is_step_failure]
+    console.print(f"[red]run {run_id} failed[/] at {failed}")
+    for error in _step_errors(events):
+        console.print(error, markup=False, soft_wrap=True)
+    return 1
+
+
+def _print_summary(settings: Settings, events) -> None:  # noqa: ANN001
+    """The run's figures, from its events (in process or read back from the instance)."""
+    import dagster as dg
+
+    metadata: dict[str, dict[str, object]] = {}
+    for event in events:
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.step_materialization_data.materialization
+            metadata[materialization.asset_key.to_user_string()] = {
+                key: value.value for key, value in materialization.metadata.items()
+            }
+    gate = [
+        e.asset_check_evaluation_data
+        for e in events
+        if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.asset_check_evaluation_data.check_name == "promotion_gate"
+    ]
     table = Table(title="booking_platform run", show_header=False)
     cleaned = metadata.get("cleaned_bookings", {})
     raw = metadata.get("raw_bookings", {})
@@ -239,6 +315,11 @@ def _print_summary(settings: Settings, metadata: dict[str, dict[str, object]], g
         # the run promoted and ended before scoring: say what the table holds for the date
         table.add_row("predictions", _scored_by(settings, settings.as_of))
     console.print(table)
+    if settings.profile == CLUSTER:
+        console.print(
+            f"Dagit: {settings.cluster.dagit_url}   MLflow UI: {settings.mlflow_tracking_uri}"
+        )
+        return
     console.print(
         f"Dagit: [bold]make dev[/] then http://127.0.0.1:3000   MLflow UI: "
         f"[bold].venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} "
@@ -590,6 +671,38 @@ def explain_booking(settings: Settings, booking_id: int) -> int:
     return 0
 
 
+def cluster_command(settings: Settings, action: str) -> int:
+    """Start, stop or list the cluster's processes (PIDs and logs under the home's cluster/)."""
+    from booking_platform.cluster import services
+
+    if action == "down":
+        stopped = services.stop_cluster(settings)
+        listed = ", ".join(f"{name} ({how})" for name, how in stopped.items())
+        console.print(f"stopped {listed or 'nothing (no cluster running)'}")
+        return 0
+    if action == "status":
+        alive = services.running(settings)
+        for name, pid in alive.items():
+            console.print(f"{name}: pid {pid}")
+        console.print(f"{len(alive)} process(es) of {settings.cluster_dir}")
+        return 0
+    if settings.profile != CLUSTER:
+        console.print("[red]error:[/] set BOOKING_PLATFORM_PROFILE=cluster (make cluster does)")
+        return 2
+    prepare_dagster_home(settings)
+    try:
+        started = services.start_cluster(settings)
+    except services.ClusterError as error:
+        console.print(f"[red]error:[/] {error}", markup=False)
+        return 2
+    console.print(
+        f"cluster up: {', '.join(f'{n} ({p})' for n, p in started.items())}; Dagit "
+        f"{settings.cluster.dagit_url}, MLflow {settings.mlflow_tracking_uri}, logs "
+        f"{services.logs_dir(settings)}"
+    )
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the HTTP service under uvicorn; workers read their settings from the environment."""
     from booking_platform.serving.settings import load_serve_settings
@@ -711,6 +824,10 @@ def _main(argv: list[str] | None) -> int:
         choices=["scoring_job", "booking_platform_job", "retraining_job"],
         help="scoring_job ingests and scores (default); booking_platform_job also trains",
     )
+    cluster = commands.add_parser(
+        "cluster", help="start or stop the cluster profile's processes (make cluster)"
+    )
+    cluster.add_argument("action", choices=["up", "down", "status"])
     demand = commands.add_parser(
         "demand", help="one hotel's nights: expected rooms occupied, intervals, headroom"
     )
@@ -750,6 +867,8 @@ def _main(argv: list[str] | None) -> int:
         return run_main_job(settings)
     if args.command == "backfill":
         return backfill(settings, args.start, args.end, args.job)
+    if args.command == "cluster":
+        return cluster_command(settings, args.action)
     if args.command == "backtest":
         return backtest(settings, month_starts(args.start, args.end), args.seeds)
     if args.command == "replay":

@@ -5,16 +5,30 @@ BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see RE
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
 BOOKING_PLATFORM_WAREHOUSE_URL  the warehouse tables in PostgreSQL (`postgresql://user@host/db`,
-                       schema `warehouse`) instead of the DuckDB file under the home
+                       schema `warehouse`) instead of the DuckDB file under the home; on the
+                       cluster profile it defaults to the database below
+MLFLOW_TRACKING_URI    MLflow's tracking server or store; default sqlite under the home (embedded)
+                       or http://127.0.0.1:5000 (cluster)
+
+The "cluster" profile (BOOKING_PLATFORM_PROFILE=cluster; default "embedded") runs the same
+definitions on PostgreSQL, Celery workers and an MLflow server; see ClusterSettings.
+BOOKING_PLATFORM_PG_URL      PostgreSQL server; postgresql://postgres@127.0.0.1:5432
+BOOKING_PLATFORM_PG_DB       the Dagster instance's database, created if missing; booking_platform
+BOOKING_PLATFORM_BROKER_URL  Celery broker; amqp://guest:guest@127.0.0.1:5672//
+BOOKING_PLATFORM_WORKERS     Celery worker processes `make cluster` starts; 2
+BOOKING_PLATFORM_DAGIT_PORT  the cluster's webserver port on 127.0.0.1; 3000
+BOOKING_PLATFORM_IO_URI      where values pass between steps (a folder, or s3://... in production)
+BOOKING_PLATFORM_MLFLOW_ARTIFACTS  the MLflow server's --artifacts-destination
 """
 
 from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_AS_OF = "2017-05-01"
 # Chosen with the backtest (README, "The backtest"): 60 days retrains on every other monthly
@@ -25,6 +39,44 @@ PUBLIC_SOURCE_URL = (
     "hotels.csv"
 )
 MODEL_NAME = "booking_cancellation"
+EMBEDDED, CLUSTER = "embedded", "cluster"
+PROFILES = (EMBEDDED, CLUSTER)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where the cluster profile's services are (only read when that profile is chosen)."""
+
+    pg_url: str = "postgresql://postgres@127.0.0.1:5432"
+    pg_db: str = "booking_platform"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    workers: int = 2
+    dagit_port: int = 3000
+    mlflow_artifacts: str | None = None
+
+    def database_url(self, database: str) -> str:
+        """A database on the server, for psycopg2 (dagster-postgres and MLflow use it: the
+        locked SQLAlchemy would pick psycopg 3 for a bare postgresql://)."""
+        parts = urlsplit(self.pg_url)
+        return f"postgresql+psycopg2://{parts.netloc}/{database}"
+
+    @property
+    def dagster_storage_url(self) -> str:
+        return self.database_url(self.pg_db)
+
+    @property
+    def mlflow_db(self) -> str:
+        """MLflow's own database beside Dagster's: both have a `runs` table and alembic state."""
+        return f"{self.pg_db}_mlflow"
+
+    @property
+    def warehouse_url(self) -> str:
+        """The warehouse tables: the instance's database (psycopg 3 takes the plain URL)."""
+        return f"{self.pg_url.rstrip('/')}/{self.pg_db}"
+
+    @property
+    def dagit_url(self) -> str:
+        return f"http://127.0.0.1:{self.dagit_port}"
 
 
 @dataclass(frozen=True)
@@ -34,6 +86,10 @@ class Settings:
     as_of: date
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
     warehouse_url: str = ""
+    profile: str = EMBEDDED
+    mlflow_uri: str | None = None
+    io_uri: str | None = None
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def warehouse_path(self) -> Path:
@@ -47,7 +103,21 @@ class Settings:
 
     @property
     def mlflow_tracking_uri(self) -> str:
+        if self.mlflow_uri:
+            return self.mlflow_uri
+        if self.profile == CLUSTER:
+            return "http://127.0.0.1:5000"
         return f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def io_manager_uri(self) -> str:
+        """Where step outputs are pickled: any URI universal-pathlib opens (folder, s3://...)."""
+        return self.io_uri or str(self.dagster_home / "io")
+
+    @property
+    def cluster_dir(self) -> Path:
+        """`make cluster`'s PID files, generated configuration and logs/."""
+        return self.home / "cluster"
 
     @property
     def mlflow_artifact_root(self) -> Path:
@@ -99,10 +169,28 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     except ValueError as error:
         raise ValueError(f"BOOKINGS_AS_OF must be YYYY-MM-DD, got {as_of_text!r}") from error
     max_age = int(env.get("CHAMPION_MAX_AGE_DAYS") or DEFAULT_CHAMPION_MAX_AGE_DAYS)
+    profile = env.get("BOOKING_PLATFORM_PROFILE") or EMBEDDED
+    if profile not in PROFILES:
+        raise ValueError(f"BOOKING_PLATFORM_PROFILE must be one of {PROFILES}, got {profile!r}")
+    defaults = ClusterSettings()
+    cluster = ClusterSettings(
+        pg_url=env.get("BOOKING_PLATFORM_PG_URL") or defaults.pg_url,
+        pg_db=env.get("BOOKING_PLATFORM_PG_DB") or defaults.pg_db,
+        broker_url=env.get("BOOKING_PLATFORM_BROKER_URL") or defaults.broker_url,
+        workers=int(env.get("BOOKING_PLATFORM_WORKERS") or defaults.workers),
+        dagit_port=int(env.get("BOOKING_PLATFORM_DAGIT_PORT") or defaults.dagit_port),
+        mlflow_artifacts=env.get("BOOKING_PLATFORM_MLFLOW_ARTIFACTS") or None,
+    )
+    # the cluster's tables sit in the instance's database (schema `warehouse`)
+    default_warehouse = cluster.warehouse_url if profile == CLUSTER else ""
     return Settings(
         home=home,
         source=source,
         as_of=as_of,
         champion_max_age_days=max_age,
-        warehouse_url=env.get("BOOKING_PLATFORM_WAREHOUSE_URL") or "",
+        warehouse_url=env.get("BOOKING_PLATFORM_WAREHOUSE_URL") or default_warehouse,
+        profile=profile,
+        mlflow_uri=env.get("MLFLOW_TRACKING_URI") or None,
+        io_uri=env.get("BOOKING_PLATFORM_IO_URI") or None,
+        cluster=cluster,
     )

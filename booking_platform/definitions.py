@@ -14,6 +14,7 @@ from booking_platform.defs.assets import (
     predictions,
     serving,
 )
+from booking_platform.defs.executors import build_executor
 from booking_platform.defs.jobs import (
     booking_platform_job,
     model_search_job,
@@ -50,8 +51,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             predictions_level_sensor,
         ],
         resources=build_resources(settings),
-        # "Materialize all" in Dagit too: one process, no 3-4 s start-up per step
-        executor=dg.in_process_executor,
+        executor=build_executor(settings),
     )
 
 

@@ -53,16 +53,32 @@ class RegisteredVersion:
     model: CancellationModel
 
 
+def is_tracking_server(tracking_uri: str) -> bool:
+    """A tracking server proxies artifacts itself: clients on any host need no shared folder."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
 def use_store(tracking_uri: str, artifact_root: Path) -> str:
-    """Point MLflow at the store and make sure the experiment keeps artifacts under the home."""
+    """Point MLflow at the store and make sure the experiment keeps artifacts under the home
+    (or, behind a tracking server, where the server's --artifacts-destination says)."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient()
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is not None:
         return experiment.experiment_id
-    artifact_root.mkdir(parents=True, exist_ok=True)
-    return client.create_experiment(EXPERIMENT_NAME, artifact_location=artifact_root.as_uri())
+    location = None
+    if not is_tracking_server(tracking_uri):
+        artifact_root.mkdir(parents=True, exist_ok=True)
+        location = artifact_root.as_uri()
+    try:
+        return client.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+    except MlflowException:
+        # runs in other processes create it at the same moment (the cluster runs side by side)
+        experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def log_candidate(
@@ -261,12 +277,11 @@ def log_backtest(
     use_store(tracking_uri, artifact_root)
     client = MlflowClient()
     experiment = client.get_experiment_by_name(BACKTEST_EXPERIMENT)
+    location = None if is_tracking_server(tracking_uri) else (artifact_root / "backtest").as_uri()
     experiment_id = (
         experiment.experiment_id
         if experiment is not None
-        else client.create_experiment(
-            BACKTEST_EXPERIMENT, artifact_location=(artifact_root / "backtest").as_uri()
-        )
+        else client.create_experiment(BACKTEST_EXPERIMENT, artifact_location=location)
     )
     months = result["months"]
     with mlflow.start_run(

@@ -23,6 +23,7 @@ from booking_platform.defs.assets.ingestion import (
 )
 from booking_platform.defs.assets.modeling import Candidate, candidate_model
 from booking_platform.defs.assets.predictions import PREDICTIONS_TABLE, batch_predictions
+from booking_platform.defs.executors import PROMOTION_POOL
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, Warehouse
 
@@ -132,6 +133,7 @@ def cleaned_bookings_complete(
     asset=candidate_model,
     partitions_def=as_of_partitions,
     blocking=True,
+    pool=PROMOTION_POOL,
     description="Promotion gate: floors, then not worse than the champion on the same holdout.",
 )
 def promotion_gate(

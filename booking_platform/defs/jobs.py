@@ -1,6 +1,8 @@
-"""Jobs: the whole graph, daily scoring, and retraining; all in one process.
+"""Jobs: the whole graph, daily scoring, and retraining.
 
-Per-step processes cost 3-4 s of start-up each on this 2-core machine for no parallel gain.
+Their executor is the Definitions' (defs/executors.py): one process on the embedded profile
+(per-step processes cost 3-4 s of start-up each on this 2-core machine for no parallel gain),
+Celery workers on the cluster profile.
 """
 
 import dagster as dg
@@ -16,7 +18,6 @@ MODEL_SEARCH = dg.AssetSelection.assets("model_search")
 booking_platform_job = dg.define_asset_job(
     MAIN_JOB_NAME,
     selection=dg.AssetSelection.all() - MODEL_SEARCH,
-    executor_def=dg.in_process_executor,
     description="Ingest, clean, build features, check drift, train, gate, register and score.",
 )
 
@@ -27,14 +28,12 @@ scoring_job = dg.define_asset_job(
     - dg.AssetSelection.assets("candidate_model", "registered_model")
     - dg.AssetSelection.groups("analysis")
     - MODEL_SEARCH,
-    executor_def=dg.in_process_executor,
     description="Ingest the latest data and score the open bookings with the current champion.",
 )
 
 retraining_job = dg.define_asset_job(
     RETRAINING_JOB_NAME,
     selection=dg.AssetSelection.assets("candidate_model").downstream(),
-    executor_def=dg.in_process_executor,
     # a person launching it from Dagit; sensors and schedules override the reason
     tags={RETRAIN_REASON_TAG: "manual"},
     description="Train a candidate on the current features; the gate decides whether it is "

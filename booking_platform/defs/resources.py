@@ -109,5 +109,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_root=str(settings.mlflow_artifact_root),
         ),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_home / "io")),
+        # UPath-based: a folder here, an object store (s3://...) that workers on other hosts share
+        "io_manager": dg.FilesystemIOManager(base_dir=settings.io_manager_uri),
     }

@@ -33,6 +33,7 @@ from booking_platform.core.training import (
     train_and_validate,
 )
 from booking_platform.core.warehouse import replace_slices
+from booking_platform.defs.executors import PROMOTION_POOL
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, Warehouse
 
@@ -58,7 +59,12 @@ class Candidate:
     validated: ValidatedModel
 
 
-@dg.asset(group_name="modeling", kinds={"lightgbm", "mlflow"}, partitions_def=as_of_partitions)
+@dg.asset(
+    group_name="modeling",
+    kinds={"lightgbm", "mlflow"},
+    partitions_def=as_of_partitions,
+    pool=PROMOTION_POOL,
+)
 def candidate_model(
     context: dg.AssetExecutionContext,
     config: CandidateConfig,
@@ -139,6 +145,7 @@ def candidate_model(
     group_name="modeling",
     kinds={"mlflow"},
     partitions_def=as_of_partitions,
+    pool=PROMOTION_POOL,
     # reported in Dagit; champion_staleness_sensor is what retrains (on the as-of clock)
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=timedelta(days=DEFAULT_CHAMPION_MAX_AGE_DAYS)
