@@ -26,6 +26,7 @@ from booking_platform.config import CLUSTER, EMBEDDED, MODEL_NAME, Settings, loa
 from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import SensorRules, plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.export_audit import AsOfOutsideData, check_as_of_inside
 from booking_platform.core.features import POST_BOOKING, SCORED_ON, SCORING_COLUMNS
 from booking_platform.core.net_demand import read_nights
 from booking_platform.core.performance import REALISED_AUC_FLOOR
@@ -33,7 +34,8 @@ from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import (
     month_starts,
     parse_month_or_date,
-    snapshot_as_of,
+    scan_landing,
+    snapshot_path,
     write_snapshot,
 )
 from booking_platform.core.source import (
@@ -80,10 +82,17 @@ def prepare_dagster_home(settings: Settings) -> Path:
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def _execute(instance, job, as_of: str, run_id: str | None = None):  # noqa: ANN001, ANN202
-    """Run `job` in process as of `as_of` (its partition, added if new); Dagit sees the run."""
+def _execute(instance, job, as_of: str, run_id: str | None = None, tags=None):  # noqa: ANN001, ANN202
+    """Run `job` in process as of `as_of` (its partition, added if new); Dagit sees the run.
+
+    Runs left unfinished by a killed process are marked failed first; this run is tagged with
+    this process, so that the same check finds it if this process is killed.
+    """
+    from booking_platform.defs.dead_runs import fail_dead_runs, in_process_tags
     from booking_platform.defs.partitions import as_of_partitions
 
+    for recovered in fail_dead_runs(instance):
+        console.print(f"[yellow]recovered:[/] {recovered}", soft_wrap=True)
     instance.add_dynamic_partitions(as_of_partitions.name, [as_of])
     # the CLI prints its own summary instead of Dagster's per-event log; Dagit keeps it all
     return job.execute_in_process(
@@ -92,7 +101,35 @@ def _execute(instance, job, as_of: str, run_id: str | None = None):  # noqa: ANN
         run_id=run_id,
         raise_on_error=False,
         run_config=QUIET,
+        tags={**(tags or {}), **in_process_tags()},
     )
+
+
+def _run_tags(accept_shrink: bool) -> dict[str, str]:
+    from booking_platform.defs.assets.ingestion import ACCEPT_SHRINK_TAG
+
+    return {ACCEPT_SHRINK_TAG: "true"} if accept_shrink else {}
+
+
+def _as_of_refusal(settings: Settings, instance) -> str | None:  # noqa: ANN001
+    """Why the as-of date cannot run, read from its source before its partition is added; None
+    when it can, when the partition exists already (raw_bookings refuses before writing a row),
+    or when the source cannot be read (the run then fails naming the problem)."""
+    from booking_platform.defs.partitions import as_of_partitions
+
+    as_of = settings.as_of
+    if instance.has_dynamic_partition(as_of_partitions.name, str(as_of)):
+        return None
+    try:
+        path = snapshot_path(settings.landing_dir, as_of) or resolve_source(
+            settings.source, settings.cache_dir
+        )
+        check_as_of_inside(read_bookings(path).frame, as_of, path)
+    except AsOfOutsideData as refusal:
+        return str(refusal)
+    except (SourceError, OSError):
+        return None
+    return None
 
 
 def _step_errors(events) -> list[str]:  # noqa: ANN001
@@ -105,7 +142,9 @@ def _step_errors(events) -> list[str]:  # noqa: ANN001
     return errors
 
 
-def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
+def backfill(
+    settings: Settings, start: date, end: date, job_name: str, accept_shrink: bool = False
+) -> int:
     """Run `job_name` as of every landed snapshot (and known partition) in [start, end].
 
     Dates run oldest first; a failing date is reported and the next one still runs.
@@ -117,9 +156,10 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
 
     prepare_dagster_home(settings)
     landing = settings.landing_dir
-    landed = {
-        d for p in (landing.iterdir() if landing.is_dir() else []) if (d := snapshot_as_of(p))
-    }
+    usable, unusable = scan_landing(landing)
+    for reason in unusable:
+        console.print(f"[yellow]skipped:[/] {reason}", soft_wrap=True)
+    landed = {snapshot.as_of for snapshot in usable}
     failures = 0
     with dg.DagsterInstance.get() as instance:
         known = {
@@ -129,10 +169,10 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
         if not dates:
             return _refuse(f"no snapshot in {landing} and no partition in range")
         if settings.profile == CLUSTER:
-            return _cluster_backfill(settings, instance, job_name, dates)
+            return _cluster_backfill(settings, instance, job_name, dates, accept_shrink)
         job = build_definitions(settings).resolve_job_def(job_name)
         for as_of in track(dates, description=f"{job_name} backfill", console=console):
-            result = _execute(instance, job, as_of.isoformat())
+            result = _execute(instance, job, as_of.isoformat(), tags=_run_tags(accept_shrink))
             if result.success:
                 console.print(f"{as_of}: [green]succeeded[/] (run {result.run_id})")
             else:
@@ -141,10 +181,18 @@ def backfill(settings: Settings, start: date, end: date, job_name: str) -> int:
                 for error in _step_errors(result.all_events):
                     console.print(f"  {error}", markup=False, soft_wrap=True)
     console.print(f"{len(dates) - failures} of {len(dates)} date(s) succeeded")
+    if failures < len(dates):
+        _publish_read_copy(settings)
     return 1 if failures else 0
 
 
-def _cluster_backfill(settings: Settings, instance, job_name: str, dates: list[date]) -> int:  # noqa: ANN001
+def _cluster_backfill(
+    settings: Settings,
+    instance,  # noqa: ANN001
+    job_name: str,
+    dates: list[date],
+    accept_shrink: bool,
+) -> int:
     """Queue every date at once; the cluster runs them side by side, as its limits allow."""
     from booking_platform.cluster.submit import submit_runs, wait_for_runs
 
@@ -154,7 +202,7 @@ def _cluster_backfill(settings: Settings, instance, job_name: str, dates: list[d
         instance,
         job_name,
         [d.isoformat() for d in dates],
-        tags={"booking_platform/backfill": backfill_id},
+        tags={"booking_platform/backfill": backfill_id, **_run_tags(accept_shrink)},
     )
     console.print(
         f"queued {len(runs)} {job_name} run(s) on the cluster (tag booking_platform/backfill="
@@ -172,7 +220,18 @@ def _cluster_backfill(settings: Settings, instance, job_name: str, dates: list[d
     return 1 if failures else 0
 
 
-def run_main_job(settings: Settings) -> int:
+def _publish_read_copy(settings: Settings) -> None:
+    """Refresh the analysts' copy after a successful run (defs/read_copy.py says why); on
+    PostgreSQL readers never block writers, so there is no copy."""
+    if settings.warehouse_url:
+        return
+    copy = warehouse.publish_read_copy(
+        settings.warehouse_path, settings.warehouse_lock_wait_seconds
+    )
+    console.print(f"analysts' read copy: {copy}", soft_wrap=True)
+
+
+def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     """Materialise the whole asset graph in the instance under the data home; print a summary.
 
     On the cluster profile the run goes through the cluster's queue and its steps to the Celery
@@ -193,13 +252,19 @@ def run_main_job(settings: Settings) -> int:
         return _run_on_cluster(settings, MAIN_JOB_NAME)
     job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
     run_id = str(uuid.uuid4())
-    with (
-        dg.DagsterInstance.get() as instance,
-        run_progress(instance, run_id, job_step_count(job), console),
-    ):
-        result = _execute(instance, job, str(settings.as_of), run_id)
+    with dg.DagsterInstance.get() as instance:
+        refusal = _as_of_refusal(settings, instance)
+        if refusal:
+            return _refuse(refusal)
+        with run_progress(instance, run_id, job_step_count(job), console):
+            result = _execute(
+                instance, job, str(settings.as_of), run_id, tags=_run_tags(accept_shrink)
+            )
     _print_summary(settings, result.all_events)
-    return _report_outcome(result.run_id, result.success, result.all_events)
+    outcome = _report_outcome(result.run_id, result.success, result.all_events)
+    if outcome == 0:
+        _publish_read_copy(settings)
+    return outcome
 
 
 def _run_on_cluster(settings: Settings, job_name: str) -> int:
@@ -775,7 +840,14 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = _Parser(prog="booking-platform", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="materialise the whole asset graph and print a summary")
+    run_parser = commands.add_parser(
+        "run", help="materialise the whole asset graph and print a summary"
+    )
+    run_parser.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="publish an export even if it shrinks by more than BOOKINGS_MAX_SHRINK",
+    )
     predict = commands.add_parser("predict", help="score a CSV/zip of bookings")
     predict.add_argument("--input", required=True, type=Path)
     predict.add_argument("--output", required=True, type=Path)
@@ -828,6 +900,11 @@ def _main(argv: list[str] | None) -> int:
         "cluster", help="start or stop the cluster profile's processes (make cluster)"
     )
     cluster.add_argument("action", choices=["up", "down", "status"])
+    backfill_parser.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="publish exports even if they shrink by more than BOOKINGS_MAX_SHRINK",
+    )
     demand = commands.add_parser(
         "demand", help="one hotel's nights: expected rooms occupied, intervals, headroom"
     )
@@ -864,9 +941,9 @@ def _main(argv: list[str] | None) -> int:
     except ValueError as error:
         return _refuse(str(error))
     if args.command == "run":
-        return run_main_job(settings)
+        return run_main_job(settings, args.accept_shrink)
     if args.command == "backfill":
-        return backfill(settings, args.start, args.end, args.job)
+        return backfill(settings, args.start, args.end, args.job, args.accept_shrink)
     if args.command == "cluster":
         return cluster_command(settings, args.action)
     if args.command == "backtest":

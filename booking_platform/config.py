@@ -4,6 +4,8 @@ BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cach
 BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
+BOOKINGS_MAX_SHRINK    refuse an export that shrinks the as-of slice by more than this share; 0.2
+WAREHOUSE_LOCK_WAIT_SECONDS  how long a run waits for another process's warehouse lock; 60
 BOOKING_PLATFORM_WAREHOUSE_URL  the warehouse tables in PostgreSQL (`postgresql://user@host/db`,
                        schema `warehouse`) instead of the DuckDB file under the home; on the
                        cluster profile it defaults to the database below
@@ -29,6 +31,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from booking_platform.core.export_audit import DEFAULT_MAX_SHRINK
+from booking_platform.core.warehouse import DEFAULT_LOCK_WAIT_SECONDS, read_copy_path
 
 DEFAULT_AS_OF = "2017-05-01"
 # Chosen with the backtest (README, "The backtest"): 60 days retrains on every other monthly
@@ -85,6 +90,8 @@ class Settings:
     source: str
     as_of: date
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
+    max_shrink: float = DEFAULT_MAX_SHRINK
+    warehouse_lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
     warehouse_url: str = ""
     profile: str = EMBEDDED
     mlflow_uri: str | None = None
@@ -95,6 +102,11 @@ class Settings:
     def warehouse_path(self) -> Path:
         """The DuckDB file, when the warehouse is not on a PostgreSQL server."""
         return self.home / "warehouse.duckdb"
+
+    @property
+    def read_copy_path(self) -> Path:
+        """What analysts open: the warehouse as of the last successful run, never locked by it."""
+        return read_copy_path(self.warehouse_path)
 
     @property
     def warehouse_location(self) -> str:
@@ -183,11 +195,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     )
     # the cluster's tables sit in the instance's database (schema `warehouse`)
     default_warehouse = cluster.warehouse_url if profile == CLUSTER else ""
+    max_shrink = float(env.get("BOOKINGS_MAX_SHRINK") or DEFAULT_MAX_SHRINK)
+    if not 0 <= max_shrink < 1:
+        raise ValueError(f"BOOKINGS_MAX_SHRINK must be a share in [0, 1), got {max_shrink}")
+    lock_wait = float(env.get("WAREHOUSE_LOCK_WAIT_SECONDS") or DEFAULT_LOCK_WAIT_SECONDS)
     return Settings(
         home=home,
         source=source,
         as_of=as_of,
         champion_max_age_days=max_age,
+        max_shrink=max_shrink,
+        warehouse_lock_wait_seconds=lock_wait,
         warehouse_url=env.get("BOOKING_PLATFORM_WAREHOUSE_URL") or default_warehouse,
         profile=profile,
         mlflow_uri=env.get("MLFLOW_TRACKING_URI") or None,

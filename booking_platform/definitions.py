@@ -14,6 +14,7 @@ from booking_platform.defs.assets import (
     predictions,
     serving,
 )
+from booking_platform.defs.dead_runs import dead_run_sensor
 from booking_platform.defs.executors import build_executor
 from booking_platform.defs.jobs import (
     booking_platform_job,
@@ -21,6 +22,7 @@ from booking_platform.defs.jobs import (
     retraining_job,
     scoring_job,
 )
+from booking_platform.defs.read_copy import build_read_copy_sensor
 from booking_platform.defs.resources import build_resources
 from booking_platform.defs.sensors import (
     build_landing_sensor,
@@ -49,6 +51,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             drift_sensor,
             build_landing_sensor(settings.landing_dir),
             predictions_level_sensor,
+            # a DuckDB file needs the analysts' copy; PostgreSQL readers never block its writers
+            *(
+                []
+                if settings.warehouse_url
+                else [
+                    build_read_copy_sensor(
+                        settings.warehouse_path, settings.warehouse_lock_wait_seconds
+                    )
+                ]
+            ),
+            dead_run_sensor,
         ],
         resources=build_resources(settings),
         executor=build_executor(settings),

@@ -15,11 +15,13 @@ from booking_platform_tests.synthetic import make_bookings, write_csv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SYNTHETIC_AS_OF = date(2017, 5, 1)
-# the seven assets of the design card and the upstream assets of each (its lineage)
+# the seven assets of the design card, the step publishing the audited export (write-audit-
+# publish), and the upstream assets of each (its lineage)
 SEVEN_ASSETS_UPSTREAM = {
     "raw_bookings": set(),
     "cleaned_bookings": {"raw_bookings"},
-    "booking_features": {"cleaned_bookings"},
+    "accepted_bookings": {"cleaned_bookings"},
+    "booking_features": {"accepted_bookings"},
     "drift_report": {"booking_features"},
     "candidate_model": {"booking_features"},
     "registered_model": {"candidate_model"},

@@ -314,3 +314,22 @@ def test_backfill_runs_each_landed_snapshot_and_a_bad_one_blocks_nothing(
         scored = connection.execute("SELECT DISTINCT as_of FROM predictions").fetchall()
         sources = connection.execute("SELECT DISTINCT as_of FROM raw_bookings").fetchall()
     assert scored == sources == [(date(2017, 5, 1),)]
+
+
+@pytest.mark.parametrize("as_of", ["1990-01-01", "2030-01-01"])
+def test_run_as_of_outside_the_data_is_refused_before_a_partition(
+    as_of: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_csv(make_bookings(500), tmp_path / "bookings.csv")
+    home = tmp_path / "home"
+    monkeypatch.setenv("BOOKING_PLATFORM_HOME", str(home))
+    monkeypatch.setenv("BOOKINGS_SOURCE", str(source))
+    monkeypatch.setenv("BOOKINGS_AS_OF", as_of)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused"))
+    assert main(["run"]) == 2
+    out = capsys.readouterr().out
+    assert f"error: as-of date {as_of} is outside the data in {source}" in out.replace("\n", "")
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert instance.get_dynamic_partitions("as_of_dates") == []
+        assert instance.get_runs() == []
+    assert not (home / "warehouse.duckdb").exists()

@@ -15,9 +15,9 @@ def test_one_definitions_with_the_seven_assets_and_their_lineage() -> None:
     }
     assert parents == {
         **SEVEN_ASSETS_UPSTREAM,
-        "realised_performance": {"cleaned_bookings", "batch_predictions"},
-        "eda_report": {"cleaned_bookings"},
-        "ab_test_report": {"cleaned_bookings"},
+        "realised_performance": {"accepted_bookings", "batch_predictions"},
+        "eda_report": {"accepted_bookings"},
+        "ab_test_report": {"accepted_bookings"},
         "net_demand": {"booking_features", "batch_predictions"},
         "estimated_performance": {"booking_features", "batch_predictions"},
         MODEL_SEARCH_ASSET: {"booking_features"},

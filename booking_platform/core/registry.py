@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,8 +62,16 @@ def is_tracking_server(tracking_uri: str) -> bool:
 def use_store(tracking_uri: str, artifact_root: Path) -> str:
     """Point MLflow at the store and make sure the experiment keeps artifacts under the home
     (or, behind a tracking server, where the server's --artifacts-destination says)."""
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI, which the settings read as the person's
+    # choice: put back what they had, or the next load_settings in this process (a second
+    # command, a test) would take this store for theirs
+    chosen = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    if chosen is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = chosen
     client = MlflowClient()
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is not None:

@@ -8,7 +8,10 @@ arrive as if live, into the landing folder the landing sensor watches.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -24,11 +27,70 @@ def snapshot_name(as_of: date) -> str:
     return f"bookings_{as_of.isoformat()}.csv.gz"
 
 
+@dataclass(frozen=True)
+class LandedSnapshot:
+    as_of: date
+    path: Path
+    signature: str  # size and modification time: a file landed again has a new one
+
+
+class UnusableSnapshot(OSError):
+    """A landing entry named like a snapshot that cannot be ingested; the message says why."""
+
+
+def check_landed(landing_dir: Path, path: Path) -> LandedSnapshot:
+    """The snapshot at `path`, readable now, or UnusableSnapshot naming the entry and the reason.
+
+    A symlink is followed only when its target is inside the landing folder: the folder is the
+    trust boundary (what lands there is what the PMS exported), so a link out of it is refused.
+    """
+    as_of = snapshot_as_of(path)
+    if as_of is None:
+        raise UnusableSnapshot(f"{path}: not a snapshot name (bookings_YYYY-MM-DD.csv[.gz])")
+    try:
+        target = path.resolve(strict=True)
+        if not target.is_relative_to(landing_dir.resolve()):
+            raise UnusableSnapshot(f"{path}: a link to {target}, outside the landing folder")
+        status = os.stat(target)
+        if not stat.S_ISREG(status.st_mode):
+            raise UnusableSnapshot(f"{path}: not a regular file")
+        with open(target, "rb"):  # readable now (permissions), not only listed
+            pass
+    except UnusableSnapshot:
+        raise
+    except OSError as error:  # dangling link, removed since listing, permission denied
+        raise UnusableSnapshot(f"{path}: cannot be read ({error.strerror or error})") from error
+    return LandedSnapshot(as_of, path, f"{status.st_size}:{status.st_mtime_ns}")
+
+
+def scan_landing(landing_dir: Path) -> tuple[list[LandedSnapshot], list[str]]:
+    """The usable snapshots in the landing folder, oldest first, and why each other entry named
+    like a snapshot is not usable (one bad entry never hides the others)."""
+    try:
+        entries = list(landing_dir.iterdir())
+    except OSError:  # no landing folder (yet)
+        return [], []
+    usable, refused = [], []
+    for path in entries:
+        if snapshot_as_of(path) is None:
+            continue
+        try:
+            usable.append(check_landed(landing_dir, path))
+        except UnusableSnapshot as error:
+            refused.append(str(error))
+    return sorted(usable, key=lambda s: (s.as_of, s.path.name)), sorted(refused)
+
+
 def snapshot_path(landing_dir: Path, as_of: date) -> Path | None:
-    """The snapshot landed for `as_of` (.csv.gz or .csv), if any."""
+    """The snapshot landed for `as_of` (.csv.gz or .csv), if any.
+
+    Raises UnusableSnapshot when one is there but cannot be ingested (rather than silently
+    reading the configured source instead).
+    """
     for name in (snapshot_name(as_of), snapshot_name(as_of).removesuffix(".gz")):
-        if (landing_dir / name).is_file():
-            return landing_dir / name
+        path = landing_dir / name
+        if path.is_symlink() or path.exists():
+            return check_landed(landing_dir, path).path
     return None
 
 

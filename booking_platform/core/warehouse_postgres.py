@@ -293,3 +293,25 @@ def _like_duckdb(frame: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
         else:
             frame[column] = values.astype(object).where(values.notna(), None)
     return frame
+
+
+@warehouse.publish_slices.register
+def _publish_slices(
+    connection: PostgresConnection, as_of: date, names: list[str]
+) -> dict[str, int]:
+    """Each staged slice goes through COPY like any slice (an INSERT ... SELECT would not keep
+    the export's row order in the heap), all in one transaction under the tables' writer locks."""
+    staged = [warehouse.staged_name(name) for name in names]
+    published = {}
+    with connection.transaction([*names, *staged]):
+        for name, staged_table in zip(names, staged, strict=True):
+            if not warehouse.table_exists(connection, staged_table):
+                raise ValueError(f"no staging table {staged_table}: nothing to publish")
+            frame = _read_slice(connection, staged_table, as_of)
+            _replace_slices(connection, as_of, {name: frame})
+            connection.execute(
+                sql.SQL("DELETE FROM {} WHERE as_of = %s").format(sql.Identifier(staged_table)),
+                [as_of],
+            )
+            published[name] = len(frame)
+    return published

@@ -1,10 +1,13 @@
-"""Asset checks: data checks on cleaned_bookings, the promotion gate on candidate_model and the
-checks of what batch_predictions wrote."""
+"""Asset checks: the audit of each staged export (blocking: a failing one stops the run before
+accepted_bookings publishes anything), the promotion gate on candidate_model and the checks of
+what batch_predictions wrote."""
 
+import hashlib
 import warnings
 from datetime import date
 
 import dagster as dg
+import duckdb
 import pandas as pd
 import pandera.errors
 import pandera.pandas as pa
@@ -12,20 +15,23 @@ import pandera.pandas as pa
 from booking_platform.core import gate
 from booking_platform.core.bounds import pandera_columns
 from booking_platform.core.cleaning import open_bookings
+from booking_platform.core.export_audit import Accepted, judge_volume
 from booking_platform.core.scoring import audit_predictions
 from booking_platform.core.source import OUTCOME_COLUMNS
-from booking_platform.core.warehouse import column_types, read_slice
+from booking_platform.core.warehouse import column_types, read_slice, staged_name, table_exists
 from booking_platform.defs.assets.ingestion import (
+    ACCEPT_SHRINK_TAG,
     CLEANED_TABLE,
     QUARANTINE_TABLE,
     RAW_TABLE,
     cleaned_bookings,
+    raw_bookings,
 )
 from booking_platform.defs.assets.modeling import Candidate, candidate_model
 from booking_platform.defs.assets.predictions import PREDICTIONS_TABLE, batch_predictions
 from booking_platform.defs.executors import PROMOTION_POOL
 from booking_platform.defs.partitions import as_of_partitions
-from booking_platform.defs.resources import MlflowRegistry, Warehouse
+from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 
 # One verdict per as-of date needs partitioned asset checks, a preview feature in Dagster 1.13;
 # its warning would be printed by every command that loads the definitions.
@@ -47,14 +53,83 @@ def _as_of(context: dg.AssetCheckExecutionContext) -> date:
     return date.fromisoformat(context.partition_key)
 
 
+def _last_accepted(
+    connection: duckdb.DuckDBPyConnection, table: str, as_of: date
+) -> Accepted | None:
+    """The published slice of `table` at or before `as_of` that a new export is compared with:
+    that date's own slice on a rerun, else the nearest earlier one (exports grow over time)."""
+    if not table_exists(connection, table):
+        return None
+    row = connection.execute(
+        f'SELECT as_of, count(*) FROM "{table}" WHERE as_of <= ? '
+        "GROUP BY as_of ORDER BY as_of DESC LIMIT 1",
+        [as_of],
+    ).fetchone()
+    return Accepted(as_of=row[0], rows=int(row[1])) if row else None
+
+
+def _volume_check(
+    context: dg.AssetCheckExecutionContext, warehouse: Warehouse, max_shrink: float, table: str
+) -> dg.AssetCheckResult:
+    """The staged slice of `table` against the last accepted one (core/export_audit.py)."""
+    as_of = _as_of(context)
+    with warehouse.connect(read_only=True) as connection:
+        staged = read_slice(connection, staged_name(table), as_of)
+        previous = _last_accepted(connection, table, as_of)
+    intended = context.run.tags.get(ACCEPT_SHRINK_TAG, "").lower() in ("1", "true", "yes")
+    verdict = judge_volume(table, len(staged), previous, max_shrink, intended)
+    # the rows' content, independent of the file's format: equal for an identical export
+    content = hashlib.sha256(pd.util.hash_pandas_object(staged, index=False).to_numpy().tobytes())
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        description=verdict.description,
+        metadata={
+            "rows": len(staged),
+            "content_sha256": content.hexdigest(),
+            "previous_as_of": str(previous.as_of) if previous else "none",
+            "previous_rows": previous.rows if previous else 0,
+            "shrink": round(verdict.shrink, 4) if verdict.shrink is not None else "n/a",
+            "max_shrink": max_shrink,
+            "accept_shrink": intended,
+        },
+    )
+
+
+@dg.asset_check(
+    asset=raw_bookings,
+    partitions_def=as_of_partitions,
+    blocking=True,
+    description="Row count and content checksum recorded; an export with no rows, or one that "
+    "shrinks by more than BOOKINGS_MAX_SHRINK against the last accepted, is refused.",
+)
+def raw_bookings_volume(
+    context: dg.AssetCheckExecutionContext, platform: PlatformSettings, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    return _volume_check(context, warehouse, platform.max_shrink, RAW_TABLE)
+
+
 @dg.asset_check(
     asset=cleaned_bookings,
     partitions_def=as_of_partitions,
+    blocking=True,
+    description="Valid rows: none, or a shrink beyond BOOKINGS_MAX_SHRINK against the last "
+    "accepted export, is refused (e.g. an export whose every row is invalid).",
+)
+def cleaned_bookings_volume(
+    context: dg.AssetCheckExecutionContext, platform: PlatformSettings, warehouse: Warehouse
+) -> dg.AssetCheckResult:
+    return _volume_check(context, warehouse, platform.max_shrink, CLEANED_TABLE)
+
+
+@dg.asset_check(
+    asset=cleaned_bookings,
+    partitions_def=as_of_partitions,
+    blocking=True,
     description="Columns exist with the expected types.",
 )
 def cleaned_bookings_schema(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as connection:
-        actual = column_types(connection, CLEANED_TABLE)
+        actual = column_types(connection, staged_name(CLEANED_TABLE))
     wrong = {c: actual.get(c, "missing") for c, t in EXPECTED_TYPES.items() if actual.get(c) != t}
     return dg.AssetCheckResult(
         passed=not wrong, metadata={"wrong_columns": dg.MetadataValue.json(wrong)}
@@ -75,6 +150,7 @@ def out_of_bounds_counts(cleaned: pd.DataFrame) -> dict[str, int]:
 @dg.asset_check(
     asset=cleaned_bookings,
     partitions_def=as_of_partitions,
+    blocking=True,
     description="Every number within its bounds (core/bounds.py), at least one guest, booked "
     "before arrival.",
 )
@@ -82,7 +158,7 @@ def cleaned_bookings_ranges(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse
 ) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as connection:
-        cleaned = read_slice(connection, CLEANED_TABLE, _as_of(context))
+        cleaned = read_slice(connection, staged_name(CLEANED_TABLE), _as_of(context))
     out_of_bounds = out_of_bounds_counts(cleaned)
     no_guests = int((cleaned["adults"] + cleaned["children"] + cleaned["babies"] <= 0).sum())
     bad_dates = int((cleaned["booking_date"] > cleaned["arrival_date"]).sum())
@@ -99,6 +175,7 @@ def cleaned_bookings_ranges(
 @dg.asset_check(
     asset=cleaned_bookings,
     partitions_def=as_of_partitions,
+    blocking=True,
     description="No nulls (but the outcome of a booking still open); raw = cleaned + quarantined.",
 )
 def cleaned_bookings_complete(
@@ -106,9 +183,10 @@ def cleaned_bookings_complete(
 ) -> dg.AssetCheckResult:
     as_of = _as_of(context)
     with warehouse.connect(read_only=True) as connection:
-        cleaned = read_slice(connection, CLEANED_TABLE, as_of)
+        cleaned = read_slice(connection, staged_name(CLEANED_TABLE), as_of)
         raw_rows, quarantined = (
-            len(read_slice(connection, table, as_of)) for table in (RAW_TABLE, QUARANTINE_TABLE)
+            len(read_slice(connection, staged_name(table), as_of))
+            for table in (RAW_TABLE, QUARANTINE_TABLE)
         )
     still_open = cleaned["arrival_date"] >= pd.Timestamp(as_of)
     nulls = {

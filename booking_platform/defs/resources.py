@@ -17,6 +17,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
+from booking_platform.core.export_audit import DEFAULT_MAX_SHRINK
 
 
 class PlatformSettings(dg.ConfigurableResource):
@@ -25,6 +26,7 @@ class PlatformSettings(dg.ConfigurableResource):
     home: str
     source: str
     as_of: str
+    max_shrink: float = DEFAULT_MAX_SHRINK
     warehouse_url: str = ""
 
     @classmethod
@@ -33,6 +35,7 @@ class PlatformSettings(dg.ConfigurableResource):
             home=str(settings.home),
             source=settings.source,
             as_of=str(settings.as_of),
+            max_shrink=settings.max_shrink,
             warehouse_url=settings.warehouse_url,
         )
 
@@ -42,6 +45,7 @@ class PlatformSettings(dg.ConfigurableResource):
             home=Path(self.home),
             source=self.source,
             as_of=date.fromisoformat(self.as_of),
+            max_shrink=self.max_shrink,
             warehouse_url=self.warehouse_url,
         )
 
@@ -51,10 +55,13 @@ class Warehouse(dg.ConfigurableResource):
     PostgreSQL URL; `core/warehouse.py`'s functions work on either connection."""
 
     location: str
+    lock_wait_seconds: float = warehouse.DEFAULT_LOCK_WAIT_SECONDS
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[Any]:
-        with warehouse.connect(self.location, read_only=read_only) as connection:
+        with warehouse.connect(
+            self.location, read_only=read_only, lock_wait_seconds=self.lock_wait_seconds
+        ) as connection:
             yield connection
 
 
@@ -104,7 +111,10 @@ class MlflowRegistry(dg.ConfigurableResource):
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "platform": PlatformSettings.from_settings(settings),
-        "warehouse": Warehouse(location=settings.warehouse_location),
+        "warehouse": Warehouse(
+            location=settings.warehouse_location,
+            lock_wait_seconds=settings.warehouse_lock_wait_seconds,
+        ),
         "mlflow_registry": MlflowRegistry(
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_root=str(settings.mlflow_artifact_root),

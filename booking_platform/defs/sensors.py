@@ -20,7 +20,8 @@ import dagster as dg
 
 from booking_platform.core.drift import NO_RETRAINING
 from booking_platform.core.performance import REALISED_AUC_FLOOR
-from booking_platform.core.snapshots import snapshot_as_of
+from booking_platform.core.snapshots import scan_landing
+from booking_platform.defs.assets.ingestion import SNAPSHOT_TAG
 from booking_platform.defs.jobs import (
     RETRAIN_REASON_TAG,
     RETRAINING_JOB_NAME,
@@ -166,34 +167,35 @@ def build_landing_sensor(landing_dir: Path) -> dg.SensorDefinition:
         has its own run key.
         """
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        landed = sorted(
-            (as_of, path)
-            for path in (landing_dir.iterdir() if landing_dir.is_dir() else [])
-            if (as_of := snapshot_as_of(path)) is not None
-        )
-        fresh = []
-        for as_of, path in landed:
-            stat = path.stat()
-            signature = f"{stat.st_size}:{stat.st_mtime_ns}"
-            if seen.get(path.name) != signature:
-                fresh.append((as_of, path, signature))
+        landed, unusable = scan_landing(landing_dir)
+        for reason in unusable:  # skipped on every tick until fixed; the others go on
+            context.log.warning(f"landing entry skipped: {reason}")
+        fresh = [
+            snapshot for snapshot in landed if seen.get(snapshot.path.name) != snapshot.signature
+        ]
         if not fresh:
-            return dg.SkipReason(f"no new snapshot in {landing_dir} ({len(landed)} ingested)")
+            skipped = (
+                f"; skipped {len(unusable)} unusable: {'; '.join(unusable)}" if unusable else ""
+            )
+            return dg.SkipReason(
+                f"no new snapshot in {landing_dir} ({len(landed)} ingested){skipped}"
+            )
         champion = _latest_metadata(context.instance, "registered_model") is not None
         # added here, not as a SensorResult request: run requests are checked against the
         # instance's partitions, and adding an existing key is a no-op
         context.instance.add_dynamic_partitions(
-            as_of_partitions.name, [as_of.isoformat() for as_of, *_ in fresh]
+            as_of_partitions.name, [snapshot.as_of.isoformat() for snapshot in fresh]
         )
         requests = []
-        for index, (as_of, path, signature) in enumerate(fresh):
+        for index, snapshot in enumerate(fresh):
+            as_of, path, signature = snapshot.as_of, snapshot.path, snapshot.signature
             train = not champion and index == 0
             requests.append(
                 dg.RunRequest(
                     run_key=f"landing:{path.name}:{signature}",
                     job_name=(booking_platform_job if train else scoring_job).name,
                     partition_key=as_of.isoformat(),
-                    tags={"booking_platform/snapshot": path.name}
+                    tags={SNAPSHOT_TAG: path.name}
                     | ({RETRAIN_REASON_TAG: "first snapshot"} if train else {}),
                 )
             )

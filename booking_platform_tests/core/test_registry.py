@@ -1,12 +1,15 @@
 """The registry on a real MLflow sqlite store: the alias only moves forward in training time."""
 
+import os
 from datetime import date
 from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 
+from booking_platform.config import load_settings
 from booking_platform.core import registry
 
 MODEL = "booking_cancellation_test"
@@ -71,3 +74,17 @@ def test_a_version_registered_by_hand_is_dated_by_its_run_and_an_alias_moved_by_
     MlflowClient().set_registered_model_alias(MODEL, registry.CHAMPION, "2")
     assert registry.champion_version_as_of(MODEL, date(2017, 6, 1)).version == "2"
     assert registry.champion_version_as_of(MODEL, date(2017, 2, 1)) is None
+
+
+def test_using_a_store_leaves_the_persons_mlflow_setting_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    registry.use_store(f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "artifacts")
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'a.db'}"
+    # MLflow exports the URI; a second command in this process must still get its own default
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert load_settings({"BOOKING_PLATFORM_HOME": str(tmp_path)}).mlflow_uri is None
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    registry.use_store(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "artifacts")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5999"

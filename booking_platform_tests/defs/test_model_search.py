@@ -21,7 +21,7 @@ from booking_platform.defs.partitions import as_of_partitions
 from booking_platform_tests.conftest import MODEL_SEARCH_ASSET, materialized_assets
 
 TINY_BUDGET = {"trials": 3, "seconds": 120.0}
-UPSTREAM = ("raw_bookings", "cleaned_bookings", "booking_features")
+UPSTREAM = ("raw_bookings", "cleaned_bookings", "accepted_bookings", "booking_features")
 
 
 def _candidate_run(result: dg.ExecuteInProcessResult) -> str:

@@ -51,8 +51,9 @@ def test_main_job_trains_gates_registers_and_scores(
     checks = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
-    # cleaned_bookings' three, the promotion gate and batch_predictions' four
-    assert len(checks) == 8 and all(c.asset_check_evaluation_data.passed for c in checks)
+    # the export's audit (raw and cleaned volume, schema, ranges, completeness), the promotion
+    # gate and batch_predictions' four
+    assert len(checks) == 10 and all(c.asset_check_evaluation_data.passed for c in checks)
 
     ((raw,),) = _query(settings, "SELECT count(*) FROM raw_bookings")
     ((cleaned,),) = _query(settings, "SELECT count(*) FROM cleaned_bookings")

@@ -102,6 +102,7 @@ def test_retraining_promotes_through_the_gate_and_scoring_uses_the_champion(
     assert materialized_assets(scored) == {
         "raw_bookings",
         "cleaned_bookings",
+        "accepted_bookings",
         "booking_features",
         "drift_report",
         "batch_predictions",

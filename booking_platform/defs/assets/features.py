@@ -4,14 +4,14 @@ import dagster as dg
 
 from booking_platform.core.features import FEATURE_COLUMNS, FeatureSet, build_feature_set
 from booking_platform.core.warehouse import read_slice
-from booking_platform.defs.assets.ingestion import CLEANED_TABLE, cleaned_bookings
+from booking_platform.defs.assets.ingestion import CLEANED_TABLE, accepted_bookings
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import Warehouse
 
 
 @dg.asset(
     group_name="features",
-    deps=[cleaned_bookings],
+    deps=[accepted_bookings],
     kinds={"pandas"},
     partitions_def=as_of_partitions,
 )

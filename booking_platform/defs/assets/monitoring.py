@@ -13,7 +13,7 @@ from booking_platform.core.drift import (
 )
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.warehouse import replace_tables
-from booking_platform.defs.assets.ingestion import cleaned_bookings, latest_outcomes
+from booking_platform.defs.assets.ingestion import accepted_bookings, latest_outcomes
 from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
@@ -75,7 +75,7 @@ def drift_report(
     )
 
 
-@dg.asset(group_name="monitoring", deps=[cleaned_bookings, batch_predictions], kinds={"duckdb"})
+@dg.asset(group_name="monitoring", deps=[accepted_bookings, batch_predictions], kinds={"duckdb"})
 def realised_performance(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
