@@ -30,8 +30,12 @@ test: venv
 		|| echo "chromium could not be installed: the browser test will be skipped"
 	$(BIN)/pytest
 
+# `dg check defs` loads the Definitions as Dagit does (a fresh instance, outside the data home)
 lint: venv
 	$(BIN)/ruff check booking_platform booking_platform_tests benchmarks
+	@test -x $(BIN)/dg || { echo "dg missing: dagster-dg-cli belongs in the dev group" >&2; exit 1; }
+	home=$$(mktemp -d) && VIRTUAL_ENV=$(abspath $(VENV)) DAGSTER_HOME=$$home \
+		BOOKING_PLATFORM_HOME=$$home $(BIN)/dg check defs; status=$$?; rm -rf $$home; exit $$status
 
 serve: venv
 	$(BIN)/booking-platform serve --host 127.0.0.1 --port 8000

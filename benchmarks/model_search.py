@@ -31,11 +31,10 @@ from rich.console import Console
 from rich.table import Table
 from seed_model_comparison import TEST_SETS, test_sets
 
-from booking_platform.config import DEFAULT_CHAMPION_MAX_AGE_DAYS
-from booking_platform.core.backtest import SensorRules, run_backtest
+from booking_platform.core.backtest import run_backtest
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.features import build_feature_set
-from booking_platform.core.performance import REALISED_AUC_FLOOR
+from booking_platform.core.retraining import RetrainingPolicy
 from booking_platform.core.search import SearchBudget, leaderboard, run_search
 from booking_platform.core.snapshots import take_snapshot
 from booking_platform.core.source import read_bookings
@@ -124,13 +123,13 @@ def as_of_comparison(
 def backtest_comparison(
     raw: pd.DataFrame, months: list[date], best_params: dict | None, seeds, recipes
 ) -> dict:
-    rules = SensorRules(max_age_days=DEFAULT_CHAMPION_MAX_AGE_DAYS, auc_floor=REALISED_AUC_FLOOR)
+    policy = RetrainingPolicy()  # the platform's own thresholds
     results = {}
     reports = Path("/tmp") / f"model_search_backtest_{time.strftime('%Y%m%d%H%M%S')}"
     for recipe in recipes:
         params, calibrate = _recipe(recipe, best_params)
         result = run_backtest(
-            raw, months, rules, reports, seeds, params=params, calibrate=calibrate
+            raw, months, policy, reports, seeds, params=params, calibrate=calibrate
         )
         results[recipe] = {
             name: {

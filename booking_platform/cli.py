@@ -24,12 +24,12 @@ from rich.table import Table
 
 from booking_platform.config import CLUSTER, EMBEDDED, MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
-from booking_platform.core.backtest import SensorRules, plot_backtest, run_backtest, summary_table
+from booking_platform.core.backtest import plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.export_audit import AsOfOutsideData, check_as_of_inside
 from booking_platform.core.features import POST_BOOKING, SCORED_ON, SCORING_COLUMNS
 from booking_platform.core.net_demand import read_nights
-from booking_platform.core.performance import REALISED_AUC_FLOOR
+from booking_platform.core.retraining import RetrainingPolicy
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import (
     month_starts,
@@ -545,11 +545,11 @@ def backtest(settings: Settings, months: list[date], seeds: int) -> int:
     source = _read_configured_source(settings)
     if source is None:
         return 2
-    rules = SensorRules(max_age_days=settings.champion_max_age_days, auc_floor=REALISED_AUC_FLOOR)
+    policy = RetrainingPolicy(max_age_days=settings.champion_max_age_days)
     result = run_backtest(
         source.frame,
         months,
-        rules,
+        policy,
         settings.reports_dir,
         seeds=[SEED + offset for offset in range(seeds)],
         progress=lambda items: track(items, description="replaying months", console=console),

@@ -9,6 +9,10 @@ WAREHOUSE_LOCK_WAIT_SECONDS  how long a run waits for another process's warehous
 BOOKING_PLATFORM_WAREHOUSE_URL  the warehouse tables in PostgreSQL (`postgresql://user@host/db`,
                        schema `warehouse`) instead of the DuckDB file under the home; on the
                        cluster profile it defaults to the database below
+BOOKING_FAILURE_WEBHOOK_URL  where failed runs are POSTed as JSON (besides table failed_runs);
+                       none by default
+MLFLOW_UI_URL          the MLflow UI Dagit links runs and versions to; http://127.0.0.1:5000
+DAGIT_URL              the Dagit failed runs and MLflow runs link back to; http://127.0.0.1:3000
 MLFLOW_TRACKING_URI    MLflow's tracking server or store; default sqlite under the home (embedded)
                        or http://127.0.0.1:5000 (cluster)
 
@@ -88,7 +92,7 @@ class ClusterSettings:
 class Settings:
     home: Path
     source: str
-    as_of: date
+    as_of: date = date.fromisoformat(DEFAULT_AS_OF)
     champion_max_age_days: int = DEFAULT_CHAMPION_MAX_AGE_DAYS
     max_shrink: float = DEFAULT_MAX_SHRINK
     warehouse_lock_wait_seconds: float = DEFAULT_LOCK_WAIT_SECONDS
@@ -97,6 +101,9 @@ class Settings:
     mlflow_uri: str | None = None
     io_uri: str | None = None
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    failure_webhook_url: str = ""
+    mlflow_ui_url: str = "http://127.0.0.1:5000"  # `mlflow ui`'s default address
+    dagit_url: str = "http://127.0.0.1:3000"  # `make dev`'s
 
     @property
     def warehouse_path(self) -> Path:
@@ -211,4 +218,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         mlflow_uri=env.get("MLFLOW_TRACKING_URI") or None,
         io_uri=env.get("BOOKING_PLATFORM_IO_URI") or None,
         cluster=cluster,
+        failure_webhook_url=env.get("BOOKING_FAILURE_WEBHOOK_URL") or "",
+        mlflow_ui_url=env.get("MLFLOW_UI_URL") or Settings.mlflow_ui_url,
+        dagit_url=env.get("DAGIT_URL") or Settings.dagit_url,
     )

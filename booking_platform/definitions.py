@@ -1,5 +1,7 @@
 """The one Definitions object Dagit, the daemon, the CLI and the tests load."""
 
+import warnings
+
 import dagster as dg
 
 from booking_platform.config import Settings, load_settings
@@ -16,6 +18,7 @@ from booking_platform.defs.assets import (
 )
 from booking_platform.defs.dead_runs import dead_run_sensor
 from booking_platform.defs.executors import build_executor
+from booking_platform.defs.failures import run_failure_recorder
 from booking_platform.defs.jobs import (
     booking_platform_job,
     model_search_job,
@@ -33,11 +36,21 @@ from booking_platform.defs.sensors import (
 )
 
 
+def _assets() -> list[dg.AssetsDefinition]:
+    """Every asset, each linked to its source in Dagit ("Code references")."""
+    # beta in Dagster 1.13: its warning would be printed by every command that loads these
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.with_source_code_references(
+            dg.load_assets_from_modules(
+                [ingestion, analysis, features, modeling, monitoring, predictions, serving, demand]
+            )
+        )
+
+
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(
-            [ingestion, analysis, features, modeling, monitoring, predictions, serving, demand]
-        ),
+        assets=_assets(),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[booking_platform_job, scoring_job, retraining_job, model_search_job],
         schedules=[
@@ -62,6 +75,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 ]
             ),
             dead_run_sensor,
+            run_failure_recorder,
         ],
         resources=build_resources(settings),
         executor=build_executor(settings),

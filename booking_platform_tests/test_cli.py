@@ -265,7 +265,11 @@ def test_backtest_writes_its_json_table_and_plot_and_logs_to_mlflow(
     assert policies["sensor"]["retrainings"] == 2
     for run in policies["sensor"]["seeds"].values():
         reasons = [m["retrained"] for m in run["months"]]
-        assert reasons == ["no champion", None, "stale: 61 days > 60"]
+        assert reasons == [
+            "stale: there is no champion",
+            None,
+            "stale: champion trained as of 2017-04-01 is 61 days old (max 60)",
+        ]
     for policy in policies.values():
         assert [m["month"] for m in policy["months"]] == result["months"]
         assert 0.5 < policy["mean_auc"] <= 1

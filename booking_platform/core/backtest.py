@@ -8,9 +8,10 @@ cancelled on the first), asked on the first, against the outcomes known later. T
 
 - frozen: train once, on the first snapshot;
 - monthly: train on every snapshot;
-- sensor: what the platform's sensors do: train when there is no champion, when it is older
-  than the maximum age, when last month's realised ROC AUC fell under the floor, or when the
-  open bookings drifted from the same date a year earlier beyond the drift thresholds.
+- sensor: what the platform's sensors do, by the same function (core/retraining.decide): train
+  when there is no champion, when it is older than the maximum age, when the worst realised ROC
+  AUC of the last months with enough arrivals fell under the floor, or when the open bookings
+  drifted from the same date a year earlier beyond the drift thresholds.
 
 Every policy runs once per training seed (the draw of training_questions and LightGBM's row and
 column samples). One draw moves a single model's graded ROC AUC by up to 0.01 (README, "The
@@ -37,6 +38,14 @@ from booking_platform.core import drift  # noqa: E402
 from booking_platform.core.cleaning import clean_bookings, outcome_unknown_on  # noqa: E402
 from booking_platform.core.features import SCORED_ON, build_feature_set  # noqa: E402
 from booking_platform.core.gate import judge  # noqa: E402
+from booking_platform.core.retraining import (  # noqa: E402
+    Champion,
+    DriftEvidence,
+    Evidence,
+    RetrainingPolicy,
+    decide,
+    recent_performance,
+)
 from booking_platform.core.snapshots import take_snapshot  # noqa: E402
 from booking_platform.core.training import (  # noqa: E402
     SEED,
@@ -47,16 +56,6 @@ from booking_platform.core.training import (  # noqa: E402
 )
 
 POLICIES = ("frozen", "monthly", "sensor")
-
-
-@dataclass(frozen=True)
-class SensorRules:
-    """The thresholds the platform's sensors use (defaults: the platform's own)."""
-
-    max_age_days: int
-    auc_floor: float
-    drift_share: float = drift.DRIFT_SHARE_THRESHOLD
-    drift_key_columns: dict[str, float] = field(default_factory=lambda: drift.KEY_DRIFT_COLUMNS)
 
 
 @dataclass
@@ -72,11 +71,11 @@ class PolicyState:
 
 @dataclass(frozen=True)
 class MonthSnapshot:
-    """What every policy sees on the first of a month: features, and the drift verdict."""
+    """What every policy sees on the first of a month: features, and the drift evidence."""
 
     as_of: date
     validated_candidate: Callable[[int], ValidatedModel]  # trains on demand, once per seed
-    drift_reason: str | None
+    drift: DriftEvidence | None  # None: the export does not reach back a year
 
 
 def evaluation_rows(cleaned: pd.DataFrame, month: date) -> pd.DataFrame:
@@ -92,22 +91,26 @@ def _snapshot(
     raw: pd.DataFrame,
     as_of: date,
     reports_dir: Path,
-    rules: SensorRules,
+    policy: RetrainingPolicy,
     params: dict | None,
     calibrate: bool,
 ) -> MonthSnapshot:
     cleaned = clean_bookings(take_snapshot(raw, as_of), as_of).cleaned
     feature_set = build_feature_set(cleaned, as_of)
-    reason = None
+    evidence = None
     reference = drift.seasonal_reference(feature_set)
     if reference is not None:
         _, current = feature_set.part("open")
         summary = drift.compute_drift(
             reference, current, reports_dir / f"backtest_drift_{as_of}.html"
         )
-        reason = drift.drift_verdict(
-            summary.drift_share, summary.column_scores, rules.drift_share, rules.drift_key_columns
+        verdict = drift.drift_verdict(
+            summary.drift_share,
+            summary.column_scores,
+            policy.drift_share,
+            policy.drift_key_columns,
         )
+        evidence = DriftEvidence(True, verdict, summary.drift_share)
     trained: dict[int, ValidatedModel] = {}
 
     def validated_candidate(seed: int) -> ValidatedModel:
@@ -118,27 +121,42 @@ def _snapshot(
             )
         return trained[seed]
 
-    return MonthSnapshot(as_of, validated_candidate, reason)
+    return MonthSnapshot(as_of, validated_candidate, evidence)
 
 
-def _sensor_reason(state: PolicyState, snapshot: MonthSnapshot, rules: SensorRules) -> str | None:
-    if state.champion is None:
-        return "no champion"
-    age = (snapshot.as_of - state.champion_as_of()).days
-    if age > rules.max_age_days:
-        return f"stale: {age} days > {rules.max_age_days}"
-    last = state.months[-1] if state.months else None
-    if last is not None and last["auc"] is not None and last["auc"] < rules.auc_floor:
-        return f"performance: {last['month']} realised ROC AUC {last['auc']:.3f}"
-    return snapshot.drift_reason and f"drift: {snapshot.drift_reason}"
+def _realised(state: PolicyState) -> pd.DataFrame:
+    """The months graded so far, shaped as the realised_performance table the platform keeps."""
+    return pd.DataFrame(
+        {
+            "arrival_month": [m["month"] for m in state.months],
+            "bookings": [m["bookings"] for m in state.months],
+            "roc_auc": [np.nan if m["auc"] is None else m["auc"] for m in state.months],
+        }
+    )
 
 
-def _retrain_reason(state: PolicyState, snapshot: MonthSnapshot, rules: SensorRules) -> str | None:
+def _sensor_reason(
+    state: PolicyState, snapshot: MonthSnapshot, policy: RetrainingPolicy
+) -> str | None:
+    """The platform's own policy on what the platform would know on the 1st."""
+    evidence = Evidence(
+        snapshot.as_of,
+        champion=Champion(trained_as_of=state.champion_as_of()),
+        performance=recent_performance(_realised(state), policy),
+        drift=snapshot.drift,
+    )
+    decision = decide(evidence, policy)
+    return f"{decision.trigger}: {decision.reason}" if decision.retrain else None
+
+
+def _retrain_reason(
+    state: PolicyState, snapshot: MonthSnapshot, policy: RetrainingPolicy
+) -> str | None:
     if state.name == "frozen":
         return None if state.champion is not None else "first snapshot"
     if state.name == "monthly":
         return "every month"
-    return _sensor_reason(state, snapshot, rules)
+    return _sensor_reason(state, snapshot, policy)
 
 
 def _score_month(model: CancellationModel, rows: pd.DataFrame) -> tuple[float | None, float]:
@@ -152,10 +170,10 @@ def _replay_month(
     state: PolicyState,
     snapshot: MonthSnapshot,
     rows: pd.DataFrame,
-    rules: SensorRules,
+    policy: RetrainingPolicy,
     seed: int,
 ) -> None:
-    reason = _retrain_reason(state, snapshot, rules)
+    reason = _retrain_reason(state, snapshot, policy)
     promoted, refused = False, []
     if reason is not None:
         candidate = snapshot.validated_candidate(seed)
@@ -222,7 +240,7 @@ def _policy_result(runs: dict[int, PolicyState]) -> dict[str, object]:
 def run_backtest(
     raw: pd.DataFrame,
     months: list[date],
-    rules: SensorRules,
+    policy: RetrainingPolicy,
     reports_dir: Path,
     seeds: Sequence[int] = (SEED,),
     progress: Callable[[Iterable[date]], Iterable[date]] = iter,
@@ -240,20 +258,15 @@ def run_backtest(
     outcomes = clean_bookings(raw).cleaned
     runs = {name: {seed: PolicyState(name) for seed in seeds} for name in POLICIES}
     for as_of in progress(months):
-        snapshot = _snapshot(raw, as_of, reports_dir, rules, params, calibrate)
+        snapshot = _snapshot(raw, as_of, reports_dir, policy, params, calibrate)
         rows = evaluation_rows(outcomes, as_of)
         for seed in seeds:
             for name in POLICIES:
-                _replay_month(runs[name][seed], snapshot, rows, rules, seed)
+                _replay_month(runs[name][seed], snapshot, rows, policy, seed)
     return {
         "months": [f"{m:%Y-%m}" for m in months],
         "seeds": list(seeds),
-        "rules": {
-            "max_age_days": rules.max_age_days,
-            "auc_floor": rules.auc_floor,
-            "drift_share": rules.drift_share,
-            "drift_key_columns": rules.drift_key_columns,
-        },
+        "rules": policy.describe(),
         "policies": {name: _policy_result(runs[name]) for name in POLICIES},
     }
 

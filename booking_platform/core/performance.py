@@ -13,8 +13,6 @@ from sklearn.metrics import roc_auc_score
 
 from booking_platform.core.training import calibration_error
 
-REALISED_AUC_FLOOR = 0.80  # under it, realised_performance_sensor (and the backtest) retrain
-MIN_MONTH_BOOKINGS = 100  # fewer arrivals make a month's AUC too noisy to act on
 COLUMNS = [
     "arrival_month",
     "bookings",

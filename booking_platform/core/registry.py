@@ -97,19 +97,44 @@ def log_candidate(
     params: dict,
     tags: dict[str, str],
     plots: dict[str, bytes],
+    run_name: str | None = None,
+    description: str | None = None,
+    parent_run_id: str | None = None,
 ) -> tuple[str, str]:
     """Log one candidate as its own MLflow run; returns the run id and the logged model's URI.
 
-    `plots`: PNG per name (core/plots.candidate_plots), logged as plots/<name>.png.
+    `plots`: PNG per name (core/plots.candidate_plots), logged as plots/<name>.png. The training
+    features and the holdout are recorded as the run's datasets (contexts "training" and
+    "holdout"); `parent_run_id` nests the run under another (the Dagster run's, see
+    `parent_run`).
     """
     example = type_bookings(validated.holdout.head(5))[list(FEATURE_SOURCE_COLUMNS)]
     # numbers as doubles in the signature: a scoring request may leave any of them missing
     example = example.astype({c: "float64" for c in example.select_dtypes("number").columns})
     pyfunc = CancellationPyfunc(validated.model)
     signature = infer_signature(example, pyfunc.predict(None, example))
-    with mlflow.start_run(experiment_id=experiment_id, tags=tags) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name,
+        description=description,
+        parent_run_id=parent_run_id,
+        tags=tags,
+    ) as run:
         mlflow.log_params(params)
         mlflow.log_metrics({f"holdout_{k}": v for k, v in validated.metrics.items()})
+        train_end = validated.model.train_end
+        mlflow.log_input(
+            mlflow.data.from_pandas(training_features, name=f"history features to {train_end}"),
+            context="training",
+        )
+        mlflow.log_input(
+            mlflow.data.from_pandas(
+                validated.holdout,
+                name=f"holdout arrivals {validated.holdout_start.date()} to {train_end}",
+                targets="is_canceled",
+            ),
+            context="holdout",
+        )
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "features.parquet"
             reference_sample(training_features).to_parquet(path)
@@ -131,6 +156,54 @@ def log_candidate(
             pip_requirements=PIP_REQUIREMENTS,
         )
         return run.info.run_id, info.model_uri
+
+
+DAGSTER_RUN_TAG = "dagster_run_id"
+PARENT_KIND_TAG = "booking_platform.kind"
+
+
+def parent_run(experiment_id: str, dagster_run_id: str, name: str, note: str) -> str:
+    """The MLflow run standing for one Dagster run (found by its tag, else created, finished at
+    once so nothing is left RUNNING); candidates nest under it in the MLflow UI."""
+    client = MlflowClient()
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.{DAGSTER_RUN_TAG} = '{dagster_run_id}' "
+        f"and tags.`{PARENT_KIND_TAG}` = 'dagster_run'",
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={
+            DAGSTER_RUN_TAG: dagster_run_id,
+            PARENT_KIND_TAG: "dagster_run",
+            "mlflow.note.content": note,
+        },
+    )
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def record_gate(
+    run_id: str, passed: bool, comparisons: list[str], metrics: dict[str, float]
+) -> None:
+    """The promotion gate's verdict on a candidate run, in MLflow's terms: tags and metrics."""
+    client = MlflowClient()
+    client.set_tag(run_id, "gate.verdict", "passed" if passed else "failed")
+    client.set_tag(run_id, "gate.comparisons", "\n".join(comparisons))
+    for key, value in metrics.items():
+        client.log_metric(run_id, f"gate_{key}", value)
+
+
+def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def model_version_url(ui_url: str, model_name: str, version: str) -> str:
+    return f"{ui_url.rstrip('/')}/#/models/{model_name}/versions/{version}"
 
 
 def alias_version(model_name: str, alias: str = CHAMPION) -> ModelVersion | None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pandera.errors
 import pandera.pandas as pa
 
-from booking_platform.core import gate
+from booking_platform.core import gate, registry
 from booking_platform.core.bounds import pandera_columns
 from booking_platform.core.cleaning import open_bookings
 from booking_platform.core.export_audit import Accepted, judge_volume
@@ -230,11 +230,20 @@ def promotion_gate(
         "verdict": "promote" if decision.passed else "keep champion" if decision.kept else "refuse",
         "candidate_run_id": candidate_model.run_id,
         "champion_version": champion.version if champion else "none",
-        "candidate_holdout_roc_auc": candidate_model.validated.metrics["roc_auc"],
+        "candidate_holdout_roc_auc": round(candidate_model.validated.metrics["roc_auc"], 4),
     }
+    same_rows = {}
     if decision.champion_roc_auc is not None:
-        metadata["champion_roc_auc_same_rows"] = decision.champion_roc_auc
-        metadata["candidate_roc_auc_same_rows"] = decision.candidate_roc_auc_on_shared_rows
+        same_rows = {
+            "champion_roc_auc_same_rows": round(decision.champion_roc_auc, 4),
+            "candidate_roc_auc_same_rows": round(decision.candidate_roc_auc_on_shared_rows, 4),
+        }
+        metadata |= same_rows
+    # the verdict in MLflow too, on the candidate's run: who reads MLflow sees why
+    registry.record_gate(candidate_model.run_id, decision.passed, decision.comparisons, same_rows)
+    metadata["candidate_mlflow_run"] = dg.MetadataValue.url(
+        mlflow_registry.run_url(candidate_model.run_id)
+    )
     return dg.AssetCheckResult(
         passed=decision.passed,
         # keeping the champion is no failure of the run: registered_model registers nothing and

@@ -7,6 +7,8 @@ Celery workers on the cluster profile.
 
 import dagster as dg
 
+from booking_platform.defs.assets.catalog_tags import STAGE_TAG
+
 MAIN_JOB_NAME = "booking_platform_job"
 SCORING_JOB_NAME = "scoring_job"
 RETRAINING_JOB_NAME = "retraining_job"
@@ -26,7 +28,7 @@ scoring_job = dg.define_asset_job(
     # the exploratory analysis is refreshed by the main job or by hand, not every morning
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets("candidate_model", "registered_model")
-    - dg.AssetSelection.groups("analysis")
+    - dg.AssetSelection.tag(STAGE_TAG, "analysis")
     - MODEL_SEARCH,
     description="Ingest the latest data and score the open bookings with the current champion.",
 )

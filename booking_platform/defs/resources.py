@@ -3,7 +3,7 @@
 MLflow is wrapped in our own ConfigurableResource instead of dagster-mlflow's `mlflow_tracking`:
 that legacy (beta) resource opens one MLflow run per Dagster run and creates experiments with a
 relative artifact location, while a candidate needs its own run whose artifacts stay under the
-data home; see the README.
+data home; see docs/design.md (issue 14) for what was measured.
 """
 
 from collections.abc import Iterator
@@ -21,11 +21,11 @@ from booking_platform.core.export_audit import DEFAULT_MAX_SHRINK
 
 
 class PlatformSettings(dg.ConfigurableResource):
-    """The data home, the bookings source and the as-of date (defaults: the environment)."""
+    """The data home and the bookings source (defaults: the environment). No as-of date: an
+    asset takes it from its run's partition."""
 
     home: str
     source: str
-    as_of: str
     max_shrink: float = DEFAULT_MAX_SHRINK
     warehouse_url: str = ""
 
@@ -34,17 +34,16 @@ class PlatformSettings(dg.ConfigurableResource):
         return cls(
             home=str(settings.home),
             source=settings.source,
-            as_of=str(settings.as_of),
             max_shrink=settings.max_shrink,
             warehouse_url=settings.warehouse_url,
         )
 
     @property
     def settings(self) -> Settings:
+        """The paths under the home; its `as_of` is the default, not the run's."""
         return Settings(
             home=Path(self.home),
             source=self.source,
-            as_of=date.fromisoformat(self.as_of),
             max_shrink=self.max_shrink,
             warehouse_url=self.warehouse_url,
         )
@@ -71,6 +70,25 @@ class MlflowRegistry(dg.ConfigurableResource):
     tracking_uri: str
     artifact_root: str
     model_name: str = MODEL_NAME
+    ui_url: str = Settings.mlflow_ui_url  # Dagit links runs and model versions there
+    dagit_url: str = Settings.dagit_url  # MLflow's Dagster runs link back there
+
+    def run_url(self, run_id: str) -> str:
+        return registry.run_url(self.ui_url, self.experiment_id(), run_id)
+
+    def version_url(self, version: str) -> str:
+        return registry.model_version_url(self.ui_url, self.model_name, version)
+
+    def dagster_parent_run(self, context: dg.AssetExecutionContext) -> str:
+        """The MLflow run of this Dagster run, which the run's candidates nest under."""
+        run = context.run
+        return registry.parent_run(
+            self.experiment_id(),
+            run.run_id,
+            name=f"dagster {run.job_name} {run.run_id[:8]}",
+            note=f"Dagster run {self.dagit_url.rstrip('/')}/runs/{run.run_id} of {run.job_name}"
+            + (f", as of {context.partition_key}" if context.has_partition_key else ""),
+        )
 
     def experiment_id(self) -> str:
         return registry.use_store(self.tracking_uri, Path(self.artifact_root))
@@ -108,6 +126,13 @@ class MlflowRegistry(dg.ConfigurableResource):
         return registry.alias_version(self.model_name, registry.CHALLENGER)
 
 
+class FailureAlerts(dg.ConfigurableResource):
+    """Where failed runs are announced besides the warehouse: a webhook URL ("" for none)."""
+
+    webhook_url: str = ""
+    dagit_url: str = Settings.dagit_url  # each failure links to its run there
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "platform": PlatformSettings.from_settings(settings),
@@ -118,6 +143,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "mlflow_registry": MlflowRegistry(
             tracking_uri=settings.mlflow_tracking_uri,
             artifact_root=str(settings.mlflow_artifact_root),
+            ui_url=settings.mlflow_ui_url,
+            dagit_url=settings.dagit_url,
+        ),
+        "failure_alerts": FailureAlerts(
+            webhook_url=settings.failure_webhook_url, dagit_url=settings.dagit_url
         ),
         # UPath-based: a folder here, an object store (s3://...) that workers on other hosts share
         "io_manager": dg.FilesystemIOManager(base_dir=settings.io_manager_uri),

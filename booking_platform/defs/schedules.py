@@ -27,6 +27,8 @@ def _latest(context: dg.ScheduleEvaluationContext, tags: dict[str, str]):
     execution_timezone="UTC",
     # predictions must be fresh every morning: nothing else scores new data on a calendar
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every day at 06:00 UTC: ingest the newest as-of date and score its open "
+    "bookings with the current champion (no training).",
 )
 def daily_scoring_schedule(context: dg.ScheduleEvaluationContext):
     return _latest(context, {})
@@ -39,6 +41,8 @@ def daily_scoring_schedule(context: dg.ScheduleEvaluationContext):
     # retraining is meant to follow evidence (drift, staleness, realised performance); a blind
     # weekly retrain is a fallback a person switches on in Dagit
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Mondays at 03:00 UTC, off by default: retrain on the newest as-of date "
+    "whatever the evidence (the sensors retrain on staleness, drift and realised performance).",
 )
 def weekly_retraining_schedule(context: dg.ScheduleEvaluationContext):
     return _latest(context, {RETRAIN_REASON_TAG: "schedule"})
@@ -51,6 +55,8 @@ def weekly_retraining_schedule(context: dg.ScheduleEvaluationContext):
     # up to 10 minutes of both cores: a person decides when the data has changed enough to
     # search again (monthly, before the weekly retraining, when switched on)
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="The 1st of each month at 01:00 UTC, off by default: search model families and "
+    "LightGBM settings on the newest as-of date; the next candidate trains with the best.",
 )
 def monthly_model_search_schedule(context: dg.ScheduleEvaluationContext):
     return _latest(context, {})

@@ -2,13 +2,11 @@
 
 They read file names and materialisation metadata only, so a tick is cheap.
 
-staleness: the champion was trained on data older than the configured maximum age, measured in
-as-of days (the platform's clock), or there is no champion at all.
-performance: the realised ROC AUC of a recent arrival month fell under a floor.
-landing: a new PMS snapshot in the landing folder becomes a partition and a run that ingests it.
-drift: the open bookings drifted from those open on the same date a year earlier beyond the
-thresholds in core/drift.py (drift_report records the verdict).
-predictions level: a run registered a champion for a date and ended before scoring that date
+The three retraining sensors (staleness, realised performance, drift) each pass the evidence
+they watch to core/retraining.decide, the policy the backtest simulates too, and act on its
+decision. The landing sensor turns a new PMS snapshot in the landing folder into a partition and a
+run that ingests it.
+Predictions level: a run registered a champion for a date and ended before scoring that date
 (killed, or failed in between): that date is scored again with the champion as of it.
 """
 
@@ -19,8 +17,20 @@ from pathlib import Path
 import dagster as dg
 
 from booking_platform.core.drift import NO_RETRAINING
-from booking_platform.core.performance import REALISED_AUC_FLOOR
+from booking_platform.core.retraining import (
+    MIN_MONTH_BOOKINGS,
+    REALISED_AUC_FLOOR,
+    RECENT_MONTHS,
+    Champion,
+    Decision,
+    DriftEvidence,
+    Evidence,
+    RecentPerformance,
+    RetrainingPolicy,
+    decide,
+)
 from booking_platform.core.snapshots import scan_landing
+from booking_platform.defs import metadata_keys as keys
 from booking_platform.defs.assets.ingestion import SNAPSHOT_TAG
 from booking_platform.defs.jobs import (
     RETRAIN_REASON_TAG,
@@ -65,22 +75,28 @@ def _cooling_down(instance: dg.DagsterInstance) -> dg.DagsterRun | None:
 
 
 def _retrain(
-    instance: dg.DagsterInstance, reason: str, run_key: str, trigger: str, as_of: object
+    instance: dg.DagsterInstance, decision: Decision, run_key: str, as_of: object
 ) -> dg.RunRequest | dg.SkipReason:
     """Request retraining as of `as_of` with its reason, unless one is recent (cooldown)."""
     running = _cooling_down(instance)
     if running is not None:
         return dg.SkipReason(
-            f"{trigger}, but {running.job_name} run {running.run_id} is still going or recent"
+            f"{decision.reason}, but {running.job_name} run {running.run_id} "
+            "is still going or recent"
         )
     return dg.RunRequest(
         run_key=run_key,
         partition_key=str(as_of),
-        tags={RETRAIN_REASON_TAG: reason, "booking_platform/trigger": trigger},
+        tags={
+            RETRAIN_REASON_TAG: str(decision.trigger),
+            "booking_platform/trigger": decision.reason,
+        },
     )
 
 
 def build_staleness_sensor(max_age_days: int) -> dg.SensorDefinition:
+    policy = RetrainingPolicy(max_age_days=max_age_days)
+
     @dg.sensor(
         name="champion_staleness_sensor",
         job=retraining_job,
@@ -92,18 +108,22 @@ def build_staleness_sensor(max_age_days: int) -> dg.SensorDefinition:
         features = _latest_metadata(context.instance, "booking_features")
         if features is None:
             return dg.SkipReason("no booking_features yet: nothing to train on")
-        as_of = date.fromisoformat(str(features["as_of"]))
-        champion = _latest_metadata(context.instance, "registered_model")
-        if champion is None:
-            age_text, version = "there is no champion", "none"
-        else:
-            age = (as_of - date.fromisoformat(str(champion["trained_as_of"]))).days
-            version = str(champion["champion_version"])
-            if age <= max_age_days:
-                return dg.SkipReason(f"champion v{version} is {age} days old (max {max_age_days})")
-            age_text = f"champion v{version} is {age} days old (max {max_age_days})"
+        as_of = date.fromisoformat(str(features[keys.AS_OF]))
+        registered = _latest_metadata(context.instance, "registered_model")
+        champion = (
+            Champion(trained_as_of=None)
+            if registered is None
+            else Champion(
+                trained_as_of=date.fromisoformat(str(registered[keys.TRAINED_AS_OF])),
+                version=str(registered[keys.CHAMPION_VERSION]),
+            )
+        )
+        decision = decide(Evidence(as_of, champion=champion), policy)
+        if not decision.retrain:
+            return dg.SkipReason(decision.reason)
         # one retraining per (data as-of, champion): the key de-duplicates repeated ticks
-        return _retrain(context.instance, "stale", f"stale:{as_of}:{version}", age_text, as_of)
+        run_key = f"stale:{as_of}:{champion.version or 'none'}"
+        return _retrain(context.instance, decision, run_key, as_of)
 
     return champion_staleness_sensor
 
@@ -112,19 +132,24 @@ def build_staleness_sensor(max_age_days: int) -> dg.SensorDefinition:
     job=retraining_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description=f"Retrain when a recent month's realised ROC AUC is under {REALISED_AUC_FLOOR}.",
+    description=f"Retrain when the worst realised ROC AUC of the last {RECENT_MONTHS} months "
+    f"with at least {MIN_MONTH_BOOKINGS} arrivals is under {REALISED_AUC_FLOOR}.",
 )
 def realised_performance_sensor(context: dg.SensorEvaluationContext):
     measured = _latest_metadata(context.instance, "realised_performance")
-    if measured is None or "worst_recent_roc_auc" not in measured:
+    if measured is None or keys.WORST_RECENT_ROC_AUC not in measured:
         return dg.SkipReason("no realised performance yet: scored bookings have not arrived")
-    worst = float(measured["worst_recent_roc_auc"])
-    months = measured.get("recent_months")
-    if worst >= REALISED_AUC_FLOOR:
-        return dg.SkipReason(f"worst recent realised ROC AUC {worst:.3f} >= {REALISED_AUC_FLOOR}")
-    trigger = f"realised ROC AUC {worst:.3f} < {REALISED_AUC_FLOOR} in months {months}"
-    as_of = measured["as_of"]
-    return _retrain(context.instance, "performance", f"performance:{as_of}", trigger, as_of)
+    performance = RecentPerformance(
+        worst_roc_auc=float(measured[keys.WORST_RECENT_ROC_AUC]),
+        months=list(measured.get(keys.RECENT_MONTHS) or []),
+    )
+    as_of = measured[keys.AS_OF]
+    decision = decide(
+        Evidence(date.fromisoformat(str(as_of)), performance=performance), RetrainingPolicy()
+    )
+    if not decision.retrain:
+        return dg.SkipReason(decision.reason)
+    return _retrain(context.instance, decision, f"performance:{as_of}", as_of)
 
 
 @dg.sensor(
@@ -137,17 +162,16 @@ def drift_sensor(context: dg.SensorEvaluationContext):
     report = _latest_metadata(context.instance, "drift_report")
     if report is None:
         return dg.SkipReason("no drift_report yet")
-    as_of, verdict = report["as_of"], str(report.get("retrain_verdict", ""))
-    if not report.get("seasonal_reference"):
-        return dg.SkipReason(
-            f"drift_report as of {as_of} has no same-date-last-year reference: not acting on it"
-        )
-    if verdict == NO_RETRAINING:
-        return dg.SkipReason(
-            f"drift as of {as_of} within thresholds (share {float(report['drift_share']):.2f})"
-        )
-    trigger = f"drift as of {as_of}: {verdict}"
-    return _retrain(context.instance, "drift", f"drift:{as_of}", trigger, as_of)
+    as_of, verdict = report[keys.AS_OF], str(report.get(keys.RETRAIN_VERDICT, ""))
+    evidence = DriftEvidence(
+        seasonal_reference=bool(report.get(keys.SEASONAL_REFERENCE)),
+        verdict=None if verdict in ("", NO_RETRAINING) else verdict,
+        share=float(report.get(keys.DRIFT_SHARE, 0.0)),
+    )
+    decision = decide(Evidence(date.fromisoformat(str(as_of)), drift=evidence), RetrainingPolicy())
+    if not decision.retrain:
+        return dg.SkipReason(decision.reason)
+    return _retrain(context.instance, decision, f"drift:{as_of}", as_of)
 
 
 def build_landing_sensor(landing_dir: Path) -> dg.SensorDefinition:

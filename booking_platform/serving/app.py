@@ -22,6 +22,7 @@ import numpy as np
 import orjson
 import pandas as pd
 from fastapi import FastAPI, Query, Request, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
@@ -32,6 +33,7 @@ from booking_platform.core.explanations import top_reasons
 from booking_platform.core.features import SCORED_ON
 from booking_platform.core.net_demand import read_nights
 from booking_platform.serving.explain_budget import ExplainBudget, retry_after
+from booking_platform.serving.metrics import ServiceMetrics
 from booking_platform.serving.model_store import ModelStore, ServingModels
 from booking_platform.serving.prediction_log import LoggedRequest, PredictionLog
 from booking_platform.serving.routing import goes_to_challenger
@@ -162,13 +164,17 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
         store.stop()
         prediction_log.stop()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files served by the app, not a CDN: the
+    # docs open where the service runs without internet access
+    app = FastAPIOffline(
         title="booking_platform predictions",
         description="Cancellation probability of hotel bookings, from the registry's champion "
         "(and challenger, for an A/B test or in shadow).",
         lifespan=lifespan,
     )
     app.state.store, app.state.prediction_log = store, prediction_log
+    metrics = ServiceMetrics(lambda: [route.path for route in app.routes])
+    app.add_middleware(metrics.middleware)
     prediction_schema = Prediction.model_json_schema()
 
     @app.post(
@@ -239,6 +245,7 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
                 _add_reasons, answers, bookings, columns, models, scored, limiter=explaining
             )
         content = orjson.dumps(answers if many else answers[0])
+        _count_answers(metrics, models, scored)
         prediction_log.append(_logged_request(models, keys, columns["booking_id"], scored, started))
         return Response(content, media_type="application/json")
 
@@ -309,7 +316,25 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
             }
         )
 
+    @app.get("/metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of the whole service (all workers): requests by route and status,
+        latency histogram, errors, and bookings answered per arm and model version."""
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     return app
+
+
+def _count_answers(metrics: ServiceMetrics, models: ServingModels, scored: Scored) -> None:
+    champion, challenger = models.champion, models.challenger
+    to_challenger = int(scored.to_challenger.sum())
+    metrics.count_answers(CHAMPION, champion.version, len(scored.to_challenger) - to_challenger)
+    if challenger is not None:
+        metrics.count_answers(CHALLENGER, challenger.version, to_challenger)
+        if scored.shadow_probability is not None:
+            count = len(scored.shadow_probability)
+            metrics.count_answers(CHALLENGER, challenger.version, count, served=False)
 
 
 def _too_large(message: str) -> dict[str, Any]:

@@ -31,6 +31,8 @@ from typing import Any
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from booking_platform.serving.metrics import multiprocess_directory
+
 
 def _bound_socket(host: str, port: int, *, shared: bool) -> socket.socket:
     """Bound, not yet listening: uvicorn listens on it after the app's startup."""
@@ -108,6 +110,11 @@ def _supervise(config_kwargs: dict[str, Any], workers: int) -> int:
     except OSError as error:
         print(f"error: cannot serve on {host}:{port}: {error}", file=sys.stderr)
         return STARTUP_FAILURE
+    with multiprocess_directory():  # the workers' metrics, summed at each scrape
+        return _supervise(config_kwargs, workers)
+
+
+def _supervise(config_kwargs: dict[str, Any], workers: int) -> int:
     if workers == 1:
         _serve_one_worker(config_kwargs)
         return 0

@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
+from booking_platform.defs import metadata_keys as keys
 from booking_platform_tests.conftest import (
     ALL_ASSETS,
     SYNTHETIC_ROWS,
@@ -99,6 +100,34 @@ def test_main_job_trains_gates_registers_and_scores(
     assert (settings.reports_dir / "eda_2017-05-01" / "duplicates.png").is_file()
     assert mlflow.get_tracking_uri() == settings.mlflow_tracking_uri
 
+    # in MLflow: named for what it is, nested under its Dagster run, its data and the verdict
+    assert run.info.run_name == "candidate 2017-05-01"
+    assert result.run_id in run.data.tags["mlflow.note.content"]
+    parent = MlflowClient().get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["dagster_run_id"] == result.run_id
+    assert parent.info.status == "FINISHED"  # nothing left RUNNING
+    datasets = {i.tags[0].value: i.dataset.name for i in run.inputs.dataset_inputs}
+    assert set(datasets) == {"training", "holdout"}
+    assert run.data.tags["gate.verdict"] == "passed"
+    assert "PASS holdout ROC AUC" in run.data.tags["gate.comparisons"]
+    # in Dagit: rounded metrics, links to the MLflow UI, and the keys the sensors read
+    metadata = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    candidate, registered = metadata["candidate_model"], metadata["registered_model"]
+    auc = candidate["holdout_roc_auc"].value
+    assert auc == round(auc, 4)
+    assert candidate["mlflow_run"].value == (
+        f"{settings.mlflow_ui_url}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
+    assert registered["model_version_url"].value.endswith(f"/#/models/{MODEL_NAME}/versions/1")
+    assert registered[keys.CHAMPION_VERSION].value == "1"
+    assert registered[keys.TRAINED_AS_OF].value == "2017-05-01"
+    drift = metadata["drift_report"]
+    assert {keys.SEASONAL_REFERENCE, keys.RETRAIN_VERDICT, keys.DRIFT_SHARE} <= set(drift)
+    assert metadata["booking_features"][keys.AS_OF].value == "2017-05-01"
+
 
 def test_a_weak_candidate_is_stopped_by_the_gate_and_the_champion_stays(
     settings: Settings, instance: dg.DagsterInstance
@@ -112,6 +141,8 @@ def test_a_weak_candidate_is_stopped_by_the_gate_and_the_champion_stays(
     gate = _gate(weak)
     assert not gate.passed
     assert "FAIL" in gate.description
+    weak_run = MlflowClient().get_run(gate.metadata["candidate_run_id"].value)
+    assert weak_run.data.tags["gate.verdict"] == "failed"  # what the gate said, in MLflow too
     materialized = materialized_assets(weak)
     assert "candidate_model" in materialized
     assert not {"registered_model", "batch_predictions"} & materialized

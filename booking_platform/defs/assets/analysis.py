@@ -5,13 +5,14 @@ import dagster as dg
 from booking_platform.core.eda import build_eda, write_report
 from booking_platform.core.plots import markdown_image
 from booking_platform.core.warehouse import read_slice
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.ingestion import CLEANED_TABLE, accepted_bookings
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import PlatformSettings, Warehouse
 
 
 @dg.asset(
-    group_name="analysis",
+    **stage("analysis"),
     deps=[accepted_bookings],
     kinds={"matplotlib"},
     partitions_def=as_of_partitions,

@@ -25,6 +25,7 @@ from booking_platform.core.net_demand import (
 from booking_platform.core.performance_estimation import estimate_by_arrival_month
 from booking_platform.core.plots import markdown_image
 from booking_platform.core.warehouse import read_slice, replace_slices, table_exists
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.ingestion import CLEANED_TABLE
 from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
@@ -102,7 +103,7 @@ def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[
 
 
 @dg.asset(
-    group_name="predictions",
+    **stage("predictions"),
     deps=[batch_predictions],
     partitions_def=as_of_partitions,
     kinds={"duckdb"},
@@ -183,7 +184,7 @@ def net_demand(
 
 
 @dg.asset(
-    group_name="monitoring",
+    **stage("monitoring"),
     deps=[batch_predictions],
     partitions_def=as_of_partitions,
     kinds={"duckdb"},

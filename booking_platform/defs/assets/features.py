@@ -4,13 +4,15 @@ import dagster as dg
 
 from booking_platform.core.features import FEATURE_COLUMNS, FeatureSet, build_feature_set
 from booking_platform.core.warehouse import read_slice
+from booking_platform.defs import metadata_keys as keys
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.ingestion import CLEANED_TABLE, accepted_bookings
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import Warehouse
 
 
 @dg.asset(
-    group_name="features",
+    **stage("features"),
     deps=[accepted_bookings],
     kinds={"pandas"},
     partitions_def=as_of_partitions,
@@ -28,7 +30,7 @@ def booking_features(
     return dg.Output(
         feature_set,
         metadata={
-            "as_of": str(as_of),
+            keys.AS_OF: str(as_of),
             "history_rows": int(roles.get("history", 0)),
             "open_rows": int(roles.get("open", 0)),
             "feature_count": len(FEATURE_COLUMNS),

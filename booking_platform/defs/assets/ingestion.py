@@ -12,8 +12,10 @@ from booking_platform.core.export_audit import check_as_of_inside
 from booking_platform.core.snapshots import snapshot_path
 from booking_platform.core.source import read_bookings, resolve_source
 from booking_platform.core.warehouse import publish_slices, read_slice, replace_slices, staged_name
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import PlatformSettings, Warehouse
+from booking_platform.defs.retries import passing_errors_retried
 
 RAW_TABLE = "raw_bookings"
 OUTCOME_FIELDS = ["booking_id", "arrival_date", "is_canceled"]
@@ -32,7 +34,8 @@ def staging_run(context: dg.AssetExecutionContext) -> str:
     return context.run.root_run_id or context.run_id
 
 
-@dg.asset(group_name="ingestion", kinds={"duckdb"}, partitions_def=as_of_partitions)
+@dg.asset(**stage("ingestion"), kinds={"duckdb"}, partitions_def=as_of_partitions)
+@passing_errors_retried  # a URL source
 def raw_bookings(
     context: dg.AssetExecutionContext, platform: PlatformSettings, warehouse: Warehouse
 ) -> dg.MaterializeResult:
@@ -81,7 +84,7 @@ def raw_bookings(
 
 
 @dg.asset(
-    group_name="ingestion",
+    **stage("ingestion"),
     kinds={"duckdb"},
     deps=[raw_bookings],
     partitions_def=as_of_partitions,
@@ -129,7 +132,7 @@ def cleaned_bookings(
 
 
 @dg.asset(
-    group_name="ingestion",
+    **stage("ingestion"),
     kinds={"duckdb"},
     deps=[cleaned_bookings],
     partitions_def=as_of_partitions,

@@ -33,9 +33,13 @@ from booking_platform.core.training import (
     train_and_validate,
 )
 from booking_platform.core.warehouse import replace_slices
+from booking_platform.defs import metadata_keys as keys
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.executors import PROMOTION_POOL
+from booking_platform.defs.jobs import RETRAIN_REASON_TAG
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, Warehouse
+from booking_platform.defs.retries import passing_errors_retried
 
 LEADERBOARD_TABLE = "model_leaderboard"
 
@@ -60,11 +64,12 @@ class Candidate:
 
 
 @dg.asset(
-    group_name="modeling",
+    **stage("modeling"),
     kinds={"lightgbm", "mlflow"},
     partitions_def=as_of_partitions,
     pool=PROMOTION_POOL,
 )
+@passing_errors_retried  # the MLflow store
 def candidate_model(
     context: dg.AssetExecutionContext,
     config: CandidateConfig,
@@ -88,6 +93,7 @@ def candidate_model(
         calibrate=config.calibrate,
     )
     plots = candidate_plots(validated)
+    reason = context.run.tags.get(RETRAIN_REASON_TAG, "")
     run_id, model_uri = registry.log_candidate(
         mlflow_registry.experiment_id(),
         validated,
@@ -107,6 +113,12 @@ def candidate_model(
             "configuration": search.describe(),
         },
         plots=plots,
+        run_name=f"candidate {as_of}",
+        description=f"LightGBM trained on the arrivals before {as_of}, validated out of time on "
+        f"those from {validated.holdout_start.date()}; Dagster run {context.run_id} "
+        f"({context.run.job_name}{f', retrain reason: {reason}' if reason else ''}). The "
+        "promotion gate's verdict is in tags gate.verdict and gate.comparisons.",
+        parent_run_id=mlflow_registry.dagster_parent_run(context),
     )
     metrics = validated.metrics
     context.log.info(f"candidate run {run_id}: holdout ROC AUC {metrics['roc_auc']:.4f}")
@@ -118,14 +130,15 @@ def candidate_model(
             validated=validated,
         ),
         metadata={
-            "mlflow_run_id": run_id,
+            keys.MLFLOW_RUN_ID: run_id,
+            "mlflow_run": dg.MetadataValue.url(mlflow_registry.run_url(run_id)),
             "configuration": search.describe(),
             "calibration": f"{validated.model.calibrator.describe()}: "
             f"{validated.calibration.reason}",
             "trained_on_rows": len(history),
             "holdout": f"arrivals {validated.holdout_start.date()} .. {booking_features.as_of}"
             f" (excl.), {int(metrics['rows']):,} rows",
-            **{f"holdout_{k}": float(v) for k, v in metrics.items() if k != "rows"},
+            **{f"holdout_{k}": round(float(v), 4) for k, v in metrics.items() if k != "rows"},
             "holdout_roc_auc_by_month": dg.MetadataValue.md(
                 monthly_roc_auc(validated.holdout, validated.holdout_proba).to_markdown(
                     index=False, floatfmt=".3f"
@@ -142,7 +155,7 @@ def candidate_model(
 
 
 @dg.asset(
-    group_name="modeling",
+    **stage("modeling"),
     kinds={"mlflow"},
     partitions_def=as_of_partitions,
     pool=PROMOTION_POOL,
@@ -151,6 +164,7 @@ def candidate_model(
         fail_window=timedelta(days=DEFAULT_CHAMPION_MAX_AGE_DAYS)
     ),
 )
+@passing_errors_retried  # the MLflow store
 def registered_model(
     context: dg.AssetExecutionContext, candidate_model: Candidate, mlflow_registry: MlflowRegistry
 ) -> dg.MaterializeResult:
@@ -199,7 +213,11 @@ def registered_model(
             "registered_version": registration.version,
             "moved_champion_alias": registration.moved_alias,
             "previous_champion_version": registration.previous_champion or "none",
-            "mlflow_run_id": candidate_model.run_id,
+            keys.MLFLOW_RUN_ID: candidate_model.run_id,
+            "model_version_url": dg.MetadataValue.url(
+                mlflow_registry.version_url(registration.version)
+            ),
+            "mlflow_run": dg.MetadataValue.url(mlflow_registry.run_url(candidate_model.run_id)),
             "promoted_at": pd.Timestamp.now(tz="UTC").isoformat(),
         }
     )
@@ -212,8 +230,8 @@ def _champion_metadata(
     holder = registry.alias_holder(model_name) or champion
     return {
         "model_name": model_name,
-        "champion_version": holder.version if holder else "none",
-        "trained_as_of": str(holder.as_of) if holder else "none",
+        keys.CHAMPION_VERSION: holder.version if holder else "none",
+        keys.TRAINED_AS_OF: str(holder.as_of) if holder else "none",
     }
 
 
@@ -226,7 +244,7 @@ class ModelSearchConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="modeling",
+    **stage("modeling"),
     kinds={"optuna", "mlflow", "duckdb"},
     partitions_def=as_of_partitions,
 )

@@ -12,17 +12,21 @@ from booking_platform.core.drift import (
     year_earlier,
 )
 from booking_platform.core.features import FeatureSet
+from booking_platform.core.retraining import RetrainingPolicy, recent_performance
 from booking_platform.core.warehouse import replace_tables
+from booking_platform.defs import metadata_keys as keys
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.ingestion import accepted_bookings, latest_outcomes
 from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
+from booking_platform.defs.retries import passing_errors_retried
 
 PERFORMANCE_TABLE = "realised_performance"
-RECENT_MONTHS = 3
 
 
-@dg.asset(group_name="monitoring", kinds={"evidently"}, partitions_def=as_of_partitions)
+@dg.asset(**stage("monitoring"), kinds={"evidently"}, partitions_def=as_of_partitions)
+@passing_errors_retried  # the MLflow store
 def drift_report(
     context: dg.AssetExecutionContext,
     booking_features: FeatureSet,
@@ -59,14 +63,14 @@ def drift_report(
     context.log.info(f"drift share {summary.drift_share:.2f}: {summary.drifted_columns}")
     return dg.MaterializeResult(
         metadata={
-            "as_of": str(as_of),
+            keys.AS_OF: str(as_of),
             "reference": reference_name,
-            "seasonal_reference": seasonal,
+            keys.SEASONAL_REFERENCE: seasonal,
             # what the drift sensor acts on; against a non-seasonal reference it never acts
-            "retrain_verdict": (verdict if seasonal else None) or NO_RETRAINING,
+            keys.RETRAIN_VERDICT: (verdict if seasonal else None) or NO_RETRAINING,
             "reference_rows": len(reference),
             "current_rows": len(open_features),
-            "drift_share": summary.drift_share,
+            keys.DRIFT_SHARE: round(summary.drift_share, 4),
             "drifted_columns": dg.MetadataValue.json(summary.drifted_columns),
             "column_scores": dg.MetadataValue.json(summary.column_scores),
             "report": dg.MetadataValue.path(str(summary.html_path)),
@@ -75,7 +79,7 @@ def drift_report(
     )
 
 
-@dg.asset(group_name="monitoring", deps=[accepted_bookings, batch_predictions], kinds={"duckdb"})
+@dg.asset(**stage("monitoring"), deps=[accepted_bookings, batch_predictions], kinds={"duckdb"})
 def realised_performance(
     context: dg.AssetExecutionContext, warehouse: Warehouse
 ) -> dg.MaterializeResult:
@@ -87,15 +91,15 @@ def realised_performance(
         ).df()
         table = performance.realised_performance(predictions, outcomes, as_of)
         replace_tables(connection, {PERFORMANCE_TABLE: table})
-    recent = table[table["bookings"] >= performance.MIN_MONTH_BOOKINGS].tail(RECENT_MONTHS)
-    worst = float(recent["roc_auc"].min()) if not recent.empty else None
-    context.log.info(f"realised performance over {len(table)} month(s); worst recent AUC {worst}")
+    # the months the retraining policy acts on, chosen by the policy itself
+    recent = recent_performance(table, RetrainingPolicy())
+    context.log.info(f"realised performance over {len(table)} month(s); recent: {recent}")
     metadata: dict[str, object] = {
-        "as_of": str(as_of),
+        keys.AS_OF: str(as_of),
         "months": len(table),
         "table": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
     }
-    if worst is not None:
-        metadata["worst_recent_roc_auc"] = worst
-        metadata["recent_months"] = dg.MetadataValue.json(recent["arrival_month"].tolist())
+    if recent is not None:
+        metadata[keys.WORST_RECENT_ROC_AUC] = round(recent.worst_roc_auc, 4)
+        metadata[keys.RECENT_MONTHS] = dg.MetadataValue.json(recent.months)
     return dg.MaterializeResult(metadata=metadata)

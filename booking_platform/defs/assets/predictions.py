@@ -9,15 +9,17 @@ from booking_platform.core.explanations import REASONS_PER_BOOKING
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.warehouse import replace_predictions
+from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.modeling import registered_model
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
+from booking_platform.defs.retries import passing_errors_retried
 
 PREDICTIONS_TABLE = "predictions"
 
 
 @dg.asset(
-    group_name="predictions",
+    **stage("predictions"),
     deps=[registered_model],
     partitions_def=as_of_partitions,
     kinds={"duckdb"},
@@ -26,6 +28,7 @@ PREDICTIONS_TABLE = "predictions"
         fail_window=timedelta(days=1), warn_window=timedelta(hours=20)
     ),
 )
+@passing_errors_retried  # the MLflow store
 def batch_predictions(
     context: dg.AssetExecutionContext,
     booking_features: FeatureSet,
@@ -60,8 +63,11 @@ def batch_predictions(
             "rows": len(predictions),
             "as_of": str(as_of),
             "model_version": champion.version,
+            "model_version_url": dg.MetadataValue.url(
+                mlflow_registry.version_url(champion.version)
+            ),
             "predicted_cancellations": int(predictions["predicted_cancel"].sum()),
-            "mean_cancel_probability": float(predictions["cancel_probability"].mean()),
+            "mean_cancel_probability": round(float(predictions["cancel_probability"].mean()), 4),
             "top_risk": dg.MetadataValue.md(
                 predictions.nlargest(10, "cancel_probability")[
                     ["booking_id", "cancel_probability", "reason_1", "reason_2", "reason_3"]
