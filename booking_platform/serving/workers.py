@@ -111,10 +111,10 @@ def _supervise(config_kwargs: dict[str, Any], workers: int) -> int:
         print(f"error: cannot serve on {host}:{port}: {error}", file=sys.stderr)
         return STARTUP_FAILURE
     with multiprocess_directory():  # the workers' metrics, summed at each scrape
-        return _supervise(config_kwargs, workers)
+        return _supervise_workers(config_kwargs, workers)
 
 
-def _supervise(config_kwargs: dict[str, Any], workers: int) -> int:
+def _supervise_workers(config_kwargs: dict[str, Any], workers: int) -> int:
     if workers == 1:
         _serve_one_worker(config_kwargs)
         return 0
