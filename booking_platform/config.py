@@ -1,7 +1,7 @@
 """Settings read from the environment; no Dagster here, so the CLI and tests share them.
 
 BOOKINGS_SOURCE        a .csv/.zip path or an http(s) URL (downloaded once, cached under the home)
-BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see README
+BOOKINGS_AS_OF         the as-of date T (YYYY-MM-DD); default 2017-05-01, see docs/design.md
 BOOKING_PLATFORM_HOME  where every output goes; default ./data
 CHAMPION_MAX_AGE_DAYS  retrain when the champion's data is older than this (as-of days); 60
 BOOKINGS_MAX_SHRINK    refuse an export that shrinks the as-of slice by more than this share; 0.2
@@ -40,7 +40,7 @@ from booking_platform.core.export_audit import DEFAULT_MAX_SHRINK
 from booking_platform.core.warehouse import DEFAULT_LOCK_WAIT_SECONDS, read_copy_path
 
 DEFAULT_AS_OF = "2017-05-01"
-# Chosen with the backtest (README, "The backtest"): 60 days retrains on every other monthly
+# Chosen with the backtest (docs/design.md, "The backtest"): 60 days retrains on every other monthly
 # snapshot and came within 0.0003 of retraining every month; 90 days trailed it by 0.0014.
 DEFAULT_CHAMPION_MAX_AGE_DAYS = 60
 PUBLIC_SOURCE_URL = (

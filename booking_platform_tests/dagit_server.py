@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from booking_platform.core.processes import live_processes
 from booking_platform_tests.conftest import REPO_ROOT
 
 
@@ -27,21 +28,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def session_processes(session_id: int) -> list[str]:
-    """Processes still alive in the session the server was started in (Linux /proc)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # fields after the ")" closing the command name: state ppid pgrp session ...
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[3]) == session_id and fields[0] != "Z":
-            alive.append(text[: text.rindex(")") + 1])
-    return alive
-
-
 def stop_session(server: subprocess.Popen) -> None:
     """SIGTERM to the whole process group, SIGKILL after 30 s to whatever is left."""
     try:
@@ -49,10 +35,10 @@ def stop_session(server: subprocess.Popen) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + 30
-    while session_processes(server.pid) and time.monotonic() < deadline:
+    while live_processes(session=server.pid) and time.monotonic() < deadline:
         server.poll()
         time.sleep(0.5)
-    if session_processes(server.pid):
+    if live_processes(session=server.pid):
         os.killpg(server.pid, signal.SIGKILL)
         time.sleep(1)
     server.wait(timeout=10)
@@ -93,4 +79,4 @@ def running_dagit(env: dict[str, str], log_path: Path, start_seconds: float) -> 
             yield url
         finally:
             stop_session(server)
-    assert session_processes(server.pid) == [], "processes left behind by `make dev`"
+    assert live_processes(session=server.pid) == [], "processes left behind by `make dev`"

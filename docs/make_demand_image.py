@@ -1,5 +1,5 @@
-"""Regenerate the README's net-demand picture: one hotel's next 120 nights as of BOOKINGS_AS_OF
-(default 2017-05-01), with the realised rooms the export knows now.
+"""Regenerate the net-demand picture in docs/measurements.md: one hotel's next 120 nights as of
+BOOKINGS_AS_OF (default 2017-05-01), with the realised rooms the export knows now.
 
 The same path as the replay (core/demand_replay.py `replay_month`): the snapshot of that date,
 a model trained on it, the open bookings scored, the nights forecast; then core/demand_plots.py.

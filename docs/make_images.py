@@ -1,4 +1,5 @@
-"""Regenerate the README's pictures from the configured bookings source (`make docs-images`).
+"""Regenerate the analysis pictures in docs/measurements.md from the configured bookings source
+(`make docs-images`).
 
 Reads BOOKINGS_SOURCE and BOOKINGS_AS_OF like the platform, builds the same views as the
 eda_report asset (core/eda.py) and writes two of them next to this file.

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from booking_platform.cluster.postgres import drop_database
-from booking_platform.cluster.services import free_port, group_processes
+from booking_platform.cluster.services import free_port
 from booking_platform.config import Settings, load_settings
+from booking_platform.core.processes import live_processes
 
 RABBITMQ = ("127.0.0.1", 5672)
 POSTGRES = ("127.0.0.1", 5432)
@@ -111,6 +112,6 @@ def running(cluster: ScratchCluster) -> Iterator[dict[str, int]]:
         yield pids
     finally:
         stopped = cluster.cli("cluster", "down", timeout=600)
-        left = {n: group_processes(p) for n, p in pids.items() if group_processes(p)}
+        left = {n: live_processes(group=p) for n, p in pids.items() if live_processes(group=p)}
         if stopped.returncode != 0 or left:
             raise RuntimeError(f"cluster down left {left}:\n{stopped.stdout}\n{stopped.stderr}")

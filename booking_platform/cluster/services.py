@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from booking_platform.cluster.postgres import ensure_database
 from booking_platform.config import Settings
+from booking_platform.core.processes import live_processes, start_ticks
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -188,36 +189,12 @@ def services(settings: Settings, code_port: int) -> list[Service]:
     return listed
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return None if fields[0] == "Z" else fields[19]
-
-
-def group_processes(pgid: int) -> list[int]:
-    """Live processes of process group `pgid` (Linux /proc)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
-
-
 def running(settings: Settings) -> dict[str, int]:
     """Services whose PID file names a live process that is still the one started."""
     alive = {}
     for pid_file in sorted(settings.cluster_dir.glob("*.pid")):
         pid, started = pid_file.read_text().split()
-        if _start_time(int(pid)) == started:
+        if start_ticks(int(pid)) == started:
             alive[pid_file.stem] = int(pid)
     return alive
 
@@ -241,7 +218,7 @@ def _start(service: Service, settings: Settings, env: dict[str, str]) -> int:
             preexec_fn=_default_signals,  # noqa: PLW1509 (no threads here yet)
         )
     (settings.cluster_dir / f"{service.name}.pid").write_text(
-        f"{process.pid} {_start_time(process.pid)}\n"
+        f"{process.pid} {start_ticks(process.pid)}\n"
     )
     return process.pid
 
@@ -249,7 +226,7 @@ def _start(service: Service, settings: Settings, env: dict[str, str]) -> int:
 def _wait_ready(service: Service, settings: Settings, pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not service.ready():
-        if _start_time(pid) is None or time.monotonic() > deadline:
+        if start_ticks(pid) is None or time.monotonic() > deadline:
             log = (logs_dir(settings) / f"{service.name}.log").read_text(errors="replace")
             raise ClusterError(f"{service.name} did not start; its log ends:\n{log[-2000:]}")
         time.sleep(0.5)
@@ -303,12 +280,12 @@ def stop_cluster(settings: Settings, timeout: float = STOP_SECONDS) -> dict[str,
         with contextlib.suppress(ProcessLookupError):
             os.killpg(alive[name], signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while any(group_processes(alive[n]) for n in names) and time.monotonic() < deadline:
+    while any(live_processes(group=alive[n]) for n in names) and time.monotonic() < deadline:
         time.sleep(0.5)
     how = {}
     for name in names:
         how[name] = "SIGTERM"
-        if group_processes(alive[name]):
+        if live_processes(group=alive[name]):
             os.killpg(alive[name], signal.SIGKILL)
             how[name] = f"SIGKILL after {timeout:.0f} s"
     for pid_file in settings.cluster_dir.glob("*.pid"):

@@ -14,9 +14,10 @@ cancelled on the first), asked on the first, against the outcomes known later. T
   drifted from the same date a year earlier beyond the drift thresholds.
 
 Every policy runs once per training seed (the draw of training_questions and LightGBM's row and
-column samples). One draw moves a single model's graded ROC AUC by up to 0.01 (README, "The
-backtest"), as much as the differences between policies the backtest is there to measure, so the
-policies are compared on their means over the seeds; each seed's run is kept beside them.
+column samples). One draw moves a single model's graded ROC AUC by up to 0.01
+(docs/measurements.md, "Retraining backtest"), as much as the differences between policies the
+backtest is there to measure, so the policies are compared on their means over the seeds; each
+seed's run is kept beside them.
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ MIN_REFERENCE_ROWS = 500
 # Retrain when this share of the columns drifts, or when a column the cancellation risk leans on
 # most drifts further than its own limit (Evidently's score: Wasserstein distance in reference
 # standard deviations for numbers, Jensen-Shannon distance for categories). Calibrated on the
-# replay of the real data (README, "Drift"): the hotels' steady year-over-year change (prices up,
-# more online agencies) stays under them, a shift of a different kind does not.
+# replay of the real data (docs/design.md, "Drift: like with like"): the hotels' steady
+# year-over-year change (prices up, more online agencies) stays under them, a shift of a
+# different kind does not.
 DRIFT_SHARE_THRESHOLD = 0.75
 KEY_DRIFT_COLUMNS: dict[str, float] = {
     "lead_time": 0.5,

@@ -4,7 +4,7 @@ The seed's notebook looked at cancellations by hotel, by month, against ADR, lea
 requests, and a correlation heatmap; this adds seasonality per year, deposit type, market segment,
 customer type, parking and the duplicate rows. Cancellation rates use only bookings that had
 arrived before the as-of date (their label is final); the duplicate count covers the whole table.
-No Dagster here: the asset, the README's images and the tests call the same functions.
+No Dagster here: the asset, the docs' images and the tests call the same functions.
 """
 
 from __future__ import annotations

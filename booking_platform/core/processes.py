@@ -1,6 +1,8 @@
-"""Whether a process that ran something is still running: the liveness half of recovering from
-a killed run (defs/dead_runs.py marks runs whose process is gone as failed). Linux /proc gives
-the process state and start time; elsewhere only existence is known."""
+"""Which processes run, read from Linux /proc in one place: whether the process that ran
+something is still running (defs/dead_runs.py marks runs whose process is gone as failed), the
+start time a PID file records beside a PID (the cluster's services), and what is left alive in a
+process group or session (the cluster's and `make dev`'s shutdowns). Elsewhere only existence
+is known."""
 
 from __future__ import annotations
 
@@ -15,6 +17,29 @@ def _proc_stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot, or None when it is gone or a zombie:
+    stored beside a PID, it tells the process from a later one that reuses the PID."""
+    fields = _proc_stat(pid)
+    return None if fields is None or fields[0] in ("Z", "X") else fields[19]
+
+
+def live_processes(*, group: int | None = None, session: int | None = None) -> list[int]:
+    """PIDs of the live processes (zombies excluded) of process group `group` and/or session
+    `session`."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _proc_stat(int(stat.parent.name))
+        if fields is None or fields[0] in ("Z", "X"):
+            continue
+        # after the state: ppid, process group, session
+        if (group is None or int(fields[2]) == group) and (
+            session is None or int(fields[3]) == session
+        ):
+            alive.append(int(stat.parent.name))
+    return alive
 
 
 def _boot_time() -> float:

@@ -49,9 +49,9 @@ DEFAULT_PARAMS: dict[str, float | int | str | bool] = {
 HOLDOUT_MONTHS = 2
 DECISION_THRESHOLD = 0.5
 # Share of bookings a model learns at their booking date; the others, on the 1st of a month
-# while they were open. Chosen against other recipes on the backtest's months (README, "The
-# backtest"): it keeps the booking-time ROC AUC floor (test_real_data) that drawing one moment
-# per booking among all of them did not.
+# while they were open. Chosen against other recipes on the backtest's months
+# (docs/measurements.md, "Retraining backtest"): it keeps the booking-time ROC AUC floor
+# (test_real_data) that drawing one moment per booking among all of them did not.
 AT_BOOKING_SHARE = 0.5
 # The validation model's calibrator learns from the months just before the holdout, scored by a
 # model fit on the months before them (docs/design.md, "Calibration").
@@ -132,9 +132,10 @@ def training_questions(history: pd.DataFrame, seed: int = SEED) -> pd.DataFrame:
 
     A scoring run on the 1st of a month asks about bookings still open that day, and there the
     cancellation rate is a third of the rate at booking time: a model that only ever saw
-    bookings at their booking date answers the wrong question (README, "Training"). So each
-    booking is asked at its booking date with probability AT_BOOKING_SHARE, else on a 1st of a
-    month, drawn at random, between its booking and its arrival on which it was still open.
+    bookings at their booking date answers the wrong question (docs/design.md, "Features and the
+    question scoring asks"). So each booking is asked at its booking date with probability
+    AT_BOOKING_SHARE, else on a 1st of a month, drawn at random, between its booking and its
+    arrival on which it was still open.
     Bookings never open on a 1st stay at their booking date. One row per booking keeps the fit
     as fast as before; the label is the booking's final outcome either way.
     """
@@ -216,8 +217,8 @@ def train_and_validate(
     recipe is fit on bookings that arrived before the holdout (the latest HOLDOUT_MONTHS months)
     and scored on the holdout's; those are the reported metrics. The registered model is the same
     recipe refit on all history, because the most recent months matter most for bookings about
-    to arrive (see README). The point-in-time rates mean no row's features contain its own or
-    any later outcome. `seed` draws the questions and LightGBM's row and column samples.
+    to arrive (see docs/design.md). The point-in-time rates mean no row's features contain its
+    own or any later outcome. `seed` draws the questions and LightGBM's row and column samples.
 
     Calibration (`calibrate`): a model fit on arrivals before the CALIBRATION_MONTHS preceding
     the holdout scores those months; isotonic and Platt maps are fit there and the method is

@@ -1,4 +1,4 @@
-"""Schedules: daily scoring is on by default, weekly retraining is off (see README).
+"""Schedules: daily scoring is on by default, weekly retraining is off (see docs/design.md).
 
 Both run as of the newest as-of partition (the newest snapshot or `booking-platform run` date).
 """
