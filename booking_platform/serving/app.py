@@ -196,6 +196,9 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
     async def predict(
         request: Request,
         as_of: Annotated[date | None, Query(description=AS_OF_DESCRIPTION)] = None,
+        explain: Annotated[
+            bool, Query(description="add each answer's top three reasons (costs CPU: capped)")
+        ] = False,
     ) -> Response:
         """Score one booking (an object) or several (a list) in the source schema."""
         started = time.perf_counter()
@@ -219,7 +222,6 @@ def create_app(settings: Settings, serve: ServeSettings, model_name: str = MODEL
             )
         if not bookings:
             return _errors(422, [{"type": "too_short", "loc": (), "msg": "no bookings"}])
-        explain = request.query_params.get("explain", "").lower() in {"1", "true", "yes"}
         if explain and len(bookings) > serve.max_explained:
             message = f"{len(bookings)} bookings to explain, at most {serve.max_explained}"
             return _errors(413, [_too_large(message)])

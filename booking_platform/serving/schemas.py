@@ -124,8 +124,9 @@ def parse_bookings(body: bytes, many: bool) -> list[Any]:
     rules. Raises pydantic's ValidationError, naming every wrong field, for an invalid body."""
     try:
         return _decode_many(body) if many else [_decode_one(body)]
-    except msgspec.MsgspecError:
-        # only pydantic words the 422; and where msgspec were stricter, pydantic's verdict holds
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        # only pydantic words the 422 (invalid UTF-8 inside a string escapes msgspec's own
+        # errors); and where msgspec were stricter, pydantic's verdict holds
         valid = BookingList.validate_json(body) if many else [Booking.model_validate_json(body)]
         return [FastBooking(**booking.__dict__) for booking in valid]
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import httpx
@@ -31,15 +32,24 @@ AS_OF = date(2017, 5, 1)
 SECOND_MODEL_PARAMS = {"n_estimators": 40, "num_leaves": 7}
 
 
+def home_with_champion(root: Path) -> Settings:
+    """A home under `root` where the main job has run on a synthetic export: warehouse,
+    champion v1 (no challenger), batch predictions. Also used by benchmarks/abusive_requests.py."""
+    source = write_csv(make_bookings(SYNTHETIC_ROWS), root / "bookings.csv")
+    settings = Settings(home=root / "home", source=str(source), as_of=AS_OF)
+    with dg.instance_for_test() as instance:
+        if not run_main_job(settings, instance).success:
+            raise RuntimeError(f"the main job failed on the synthetic export in {root}")
+    return settings
+
+
 @pytest.fixture(scope="session")
 def served_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The main job's outputs (warehouse, champion v1, batch predictions) plus version 2 of the
     model, registered without an alias, for tests to move aliases to."""
     root = tmp_path_factory.mktemp("serving")
-    source = write_csv(make_bookings(SYNTHETIC_ROWS), root / "bookings.csv")
-    settings = Settings(home=root / "home", source=str(source), as_of=AS_OF)
-    with dg.instance_for_test() as instance:
-        assert run_main_job(settings, instance).success
+    settings = home_with_champion(root)
+    source = Path(settings.source)
     feature_set = build_feature_set(clean_bookings(read_bookings(source).frame).cleaned, AS_OF)
     history, features = feature_set.part("history")
     validated = train_and_validate(history, feature_set.builder, AS_OF, SECOND_MODEL_PARAMS)

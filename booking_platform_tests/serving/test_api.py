@@ -269,6 +269,22 @@ def test_slow_clients_are_cut_off_after_the_header_and_body_deadlines(api) -> No
     assert api.post("/predict", json=BOOKING).status_code == 200
 
 
+def test_an_endless_request_head_gets_a_431_and_a_bad_body_or_flag_a_422(api) -> None:
+    """benchmarks/abusive_requests.py found a 64 MiB header answered 200, invalid UTF-8 in a
+    string answered 500 and `?explain=maybe` taken for no; each is refused now."""
+    head = b"POST /predict HTTP/1.1\r\nhost: x\r\nx-pad: " + b"a" * 200_000
+    held, said = _held_for(head, api.base_url.port)
+    assert said.startswith(b"HTTP/1.1 431"), said[:80]
+    assert held < 2, held  # refused at once, not at the 2 s header deadline
+    bad_text = json.dumps(BOOKING)[:-1].encode() + b', "customer_id": "\xff\xfe"}'
+    response = api.post("/predict", content=bad_text, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    maybe = api.post("/predict?explain=maybe", json=BOOKING)
+    assert maybe.status_code == 422 and maybe.json()["detail"][0]["loc"] == ["query", "explain"]
+    assert api.post("/predict", json=BOOKING).status_code == 200
+
+
 def test_health_and_models(served_home: Settings, api) -> None:
     health = api.get("/health")
     assert health.status_code == 200
