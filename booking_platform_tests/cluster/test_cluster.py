@@ -37,7 +37,7 @@ from booking_platform.cluster.submit import (
 )
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import warehouse
-from booking_platform.core.registry import CHAMPION
+from booking_platform.core.registry import AS_OF_TAG, CHAMPION
 from booking_platform.defs.jobs import RETRAINING_JOB_NAME, SCORING_JOB_NAME
 from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
 from booking_platform_tests.synthetic import make_bookings, write_csv
@@ -104,6 +104,27 @@ def _one_slice_per_date(predictions: pd.DataFrame) -> dict[str, int]:
     scorings = per_date["scored_at"].nunique()
     assert (scorings == 1).all(), scorings
     return per_date.size().to_dict()
+
+
+def _versions_by_date(predictions: pd.DataFrame) -> dict[str, set[str]]:
+    dates = predictions["as_of"].astype(str).str[:10]
+    return {d: set(rows["model_version"]) for d, rows in predictions.groupby(dates)}
+
+
+def _trained_as_of(cluster: Cluster) -> dict[str, str]:
+    """Registered version -> the as-of date it was trained as of, from the MLflow server."""
+    client = MlflowClient(cluster.settings.mlflow_tracking_uri)
+    versions = client.search_model_versions(f"name='{MODEL_NAME}'")
+    return {v.version: v.tags[AS_OF_TAG] for v in versions}
+
+
+def _champion_as_of(trained: dict[str, str], as_of: str) -> str:
+    """The newest version trained as of a date not after `as_of` (ISO dates sort as text)."""
+    return max(
+        (trained_as_of, version)
+        for version, trained_as_of in trained.items()
+        if trained_as_of <= as_of
+    )[1]
 
 
 def _scored_rows(events: list[dg.DagsterEvent]) -> int:
@@ -181,6 +202,17 @@ def test_two_promotions_queued_together_run_one_after_the_other(
     )
     assert first.end_time <= second.start_time, (first.end_time, second.start_time)
 
+    # whichever ran first, the alias is on the newest training data, and each date's
+    # predictions are the champion's as of that date (a model trained later never scores it)
+    trained = _trained_as_of(cluster)
+    holder = MlflowClient(cluster.settings.mlflow_tracking_uri).get_model_version_by_alias(
+        MODEL_NAME, CHAMPION
+    )
+    assert trained[holder.version] == max(trained.values()), (holder.version, trained)
+    scored = _versions_by_date(cluster.predictions())
+    for as_of in BACKFILL_DATES[:2]:
+        assert scored[as_of] == {_champion_as_of(trained, as_of)}, (as_of, scored, trained)
+
 
 def test_a_worker_killed_mid_step_loses_no_rows_and_the_rerun_succeeds(
     cluster: Cluster, instance: dg.DagsterInstance
@@ -228,6 +260,8 @@ def test_a_worker_killed_mid_step_loses_no_rows_and_the_rerun_succeeds(
     assert rerun.status == dg.DagsterRunStatus.SUCCESS
     rows = _one_slice_per_date(cluster.predictions())
     assert rows[as_of] == _scored_rows(run_events(instance, rerun_id))
+    # scored after the promotions: by the champion as of its date, the alias holder
+    assert _versions_by_date(cluster.predictions())[as_of] == {champion}
     assert cluster.storage_errors() == []
 
 
