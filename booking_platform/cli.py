@@ -8,7 +8,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
-from booking_platform.config import CLUSTER, EMBEDDED, MODEL_NAME, Settings, load_settings
+from booking_platform.config import CLUSTER, MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
@@ -46,12 +45,9 @@ from booking_platform.core.source import (
     resolve_source,
 )
 from booking_platform.core.training import SEED
+from booking_platform.runtime import execute_as_of, prepare_dagster_home, recover_dead_runs
 
 console = Console()
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-INSTANCE_YAML = {EMBEDDED: "dagster.yaml", CLUSTER: "dagster-cluster.yaml"}
 
 
 def _refuse(problem: str) -> int:
@@ -60,49 +56,15 @@ def _refuse(problem: str) -> int:
     return 2
 
 
-def prepare_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME under the data home, with the profile's instance settings (dagster.yaml).
-
-    On the cluster profile the instance's database is created when missing, and its URL is put
-    in the environment that dagster-cluster.yaml reads (and that processes started from here
-    inherit).
-    """
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / INSTANCE_YAML[settings.profile], home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
-    if settings.profile == CLUSTER:
-        from booking_platform.cluster.postgres import ensure_database
-
-        ensure_database(settings.cluster.pg_url, settings.cluster.pg_db)
-        os.environ["BOOKING_PLATFORM_DAGSTER_STORAGE_URL"] = settings.cluster.dagster_storage_url
-    return home
-
-
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _execute(instance, job, as_of: str, run_id: str | None = None, tags=None):  # noqa: ANN001, ANN202
-    """Run `job` in process as of `as_of` (its partition, added if new); Dagit sees the run.
-
-    Runs left unfinished by a killed process are marked failed first; this run is tagged with
-    this process, so that the same check finds it if this process is killed.
-    """
-    from booking_platform.defs.dead_runs import fail_dead_runs, in_process_tags
-    from booking_platform.defs.partitions import as_of_partitions
-
-    for recovered in fail_dead_runs(instance):
+    """runtime.execute_as_of, quiet (the CLI prints its own summary; Dagit keeps every event),
+    after saying which killed runs it recovered."""
+    for recovered in recover_dead_runs(instance):
         console.print(f"[yellow]recovered:[/] {recovered}", soft_wrap=True)
-    instance.add_dynamic_partitions(as_of_partitions.name, [as_of])
-    # the CLI prints its own summary instead of Dagster's per-event log; Dagit keeps it all
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=as_of,
-        run_id=run_id,
-        raise_on_error=False,
-        run_config=QUIET,
-        tags={**(tags or {}), **in_process_tags()},
-    )
+    return execute_as_of(instance, job, as_of, run_id=run_id, tags=tags, run_config=QUIET)
 
 
 def _run_tags(accept_shrink: bool) -> dict[str, str]:
