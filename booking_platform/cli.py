@@ -5,12 +5,15 @@ over HTTP."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
+import time
 import uuid
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
@@ -205,10 +208,12 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     from booking_platform.defs.jobs import MAIN_JOB_NAME
     from booking_platform.progress import job_step_count, run_progress
 
+    started = time.monotonic()
     prepare_dagster_home(settings)
     console.print(
         f"[bold]booking_platform[/] as of {settings.as_of}, source {settings.source}, "
-        f"home {settings.home}, profile {settings.profile}"
+        f"home {settings.home}, profile {settings.profile}",
+        soft_wrap=True,
     )
     if settings.profile == CLUSTER:
         return _run_on_cluster(settings, MAIN_JOB_NAME)
@@ -218,7 +223,7 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
         refusal = _as_of_refusal(settings, instance)
         if refusal:
             return _refuse(refusal)
-        with run_progress(instance, run_id, job_step_count(job), console):
+        with run_progress(instance, run_id, job_step_count(job), console), _quiet_mlflow():
             result = _execute(
                 instance, job, str(settings.as_of), run_id, tags=_run_tags(accept_shrink)
             )
@@ -226,7 +231,28 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     outcome = _report_outcome(result.run_id, result.success, result.all_events)
     if outcome == 0:
         _publish_read_copy(settings)
+        console.print(
+            f"finished in {time.monotonic() - started:.1f} s. Next: [bold]booking-platform "
+            "predictions[/] (the riskiest open bookings), [bold]booking-platform explain ID[/] "
+            "(why one is flagged), [bold]make serve[/] (one prediction over HTTP)",
+            soft_wrap=True,
+        )
     return outcome
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow's own INFO and WARNING lines (tables created, model registered, signature hints)
+    would land between the progress lines; the run's outcome is in the summary instead."""
+    from mlflow.utils.logging_utils import disable_logging, enable_logging
+
+    disable_logging()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"mlflow\..*")
+            yield
+    finally:
+        enable_logging()
 
 
 def _run_on_cluster(settings: Settings, job_name: str) -> int:
@@ -329,19 +355,24 @@ def _print_summary(settings: Settings, events) -> None:  # noqa: ANN001
                 f"{champion} stays, trained on newer data; v{registered} registered for the "
                 f"dates it was trained for (from {settings.as_of})",
             )
+    # paths go below the table, one a line: a table cell would break them where they wrap
+    paths = []
     drift = metadata.get("drift_report")
     if drift:
-        table.add_row("drift share", f"{drift['drift_share']:.2f}, report {drift['report']}")
+        table.add_row("drift share", f"{drift['drift_share']:.2f}")
+        paths.append(("drift report", drift["report"]))
     scored = metadata.get("batch_predictions")
     if scored:
         table.add_row(
-            "predictions",
-            f"{scored['rows']:,} rows scored by v{scored['model_version']} -> {scored['table']}",
+            "predictions", f"{scored['rows']:,} rows scored by v{scored['model_version']}"
         )
+        paths.append(("predictions", scored["table"]))
     elif model:
         # the run promoted and ended before scoring: say what the table holds for the date
         table.add_row("predictions", _scored_by(settings, settings.as_of))
     console.print(table)
+    for label, path in paths:
+        console.print(f"{label}: {path}", soft_wrap=True, markup=False, highlight=False)
     if settings.profile == CLUSTER:
         console.print(
             f"Dagit: {settings.cluster.dagit_url}   MLflow UI: {settings.mlflow_tracking_uri}"
