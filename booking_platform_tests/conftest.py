@@ -10,7 +10,7 @@ import pytest
 from booking_platform.config import Settings
 from booking_platform.definitions import build_definitions
 from booking_platform.defs.jobs import MAIN_JOB_NAME
-from booking_platform.runtime import execute_as_of
+from booking_platform.defs.partitions import as_of_partitions
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,22 +52,6 @@ def settings(tmp_path: Path, synthetic_source: Path) -> Settings:
     return Settings(home=tmp_path / "home", source=str(synthetic_source), as_of=SYNTHETIC_AS_OF)
 
 
-def run_job_as_of(
-    settings: Settings,
-    instance: dg.DagsterInstance,
-    job_name: str = MAIN_JOB_NAME,
-    assets: list[str] | None = None,
-    tags: dict[str, str] | None = None,
-    run_config: dict | None = None,
-) -> dg.ExecuteInProcessResult:
-    """Run a job (or some of its assets: a run that died after them) as of the settings' date,
-    its partition added first, as the CLI does."""
-    job = build_definitions(settings).resolve_job_def(job_name)
-    return execute_as_of(
-        instance, job, str(settings.as_of), tags=tags, run_config=run_config, assets=assets
-    )
-
-
 def run_main_job(
     settings: Settings,
     instance: dg.DagsterInstance,
@@ -76,9 +60,17 @@ def run_main_job(
 ) -> dg.ExecuteInProcessResult:
     """Run the main job as of the settings' date, as `make run` does (LightGBM overrides and
     calibration on or off too)."""
-    config = {"params_json": params_json, "calibrate": calibrate}
-    return run_job_as_of(
-        settings, instance, run_config={"ops": {"candidate_model": {"config": config}}}
+    job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
+    instance.add_dynamic_partitions(as_of_partitions.name, [str(settings.as_of)])
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=str(settings.as_of),
+        raise_on_error=False,
+        run_config={
+            "ops": {
+                "candidate_model": {"config": {"params_json": params_json, "calibrate": calibrate}}
+            }
+        },
     )
 
 
