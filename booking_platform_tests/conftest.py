@@ -52,6 +52,28 @@ def settings(tmp_path: Path, synthetic_source: Path) -> Settings:
     return Settings(home=tmp_path / "home", source=str(synthetic_source), as_of=SYNTHETIC_AS_OF)
 
 
+def run_job_as_of(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    job_name: str = MAIN_JOB_NAME,
+    assets: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+    run_config: dict | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Run a job (or some of its assets: a run that died after them) as of the settings' date,
+    its partition added first, as the CLI does."""
+    job = build_definitions(settings).resolve_job_def(job_name)
+    instance.add_dynamic_partitions(as_of_partitions.name, [str(settings.as_of)])
+    return job.execute_in_process(
+        instance=instance,
+        partition_key=str(settings.as_of),
+        raise_on_error=False,
+        asset_selection=assets and [dg.AssetKey(a) for a in assets],
+        tags=tags,
+        run_config=run_config,
+    )
+
+
 def run_main_job(
     settings: Settings,
     instance: dg.DagsterInstance,
@@ -60,17 +82,9 @@ def run_main_job(
 ) -> dg.ExecuteInProcessResult:
     """Run the main job as of the settings' date, as `make run` does (LightGBM overrides and
     calibration on or off too)."""
-    job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
-    instance.add_dynamic_partitions(as_of_partitions.name, [str(settings.as_of)])
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=str(settings.as_of),
-        raise_on_error=False,
-        run_config={
-            "ops": {
-                "candidate_model": {"config": {"params_json": params_json, "calibrate": calibrate}}
-            }
-        },
+    config = {"params_json": params_json, "calibrate": calibrate}
+    return run_job_as_of(
+        settings, instance, run_config={"ops": {"candidate_model": {"config": config}}}
     )
 
 

@@ -21,26 +21,11 @@ from booking_platform.core import registry, warehouse
 from booking_platform.definitions import build_definitions
 from booking_platform.defs.checks import PREDICTION_CHECKS
 from booking_platform.defs.jobs import RETRAINING_JOB_NAME, SCORING_JOB_NAME
-from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.sensors import predictions_level_sensor
-from booking_platform_tests.conftest import run_main_job
+from booking_platform_tests.conftest import run_job_as_of, run_main_job
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 MARCH, APRIL, MAY, JUNE = date(2017, 3, 1), date(2017, 4, 1), date(2017, 5, 1), date(2017, 6, 1)
-
-
-def _run(
-    settings: Settings, instance: dg.DagsterInstance, job_name: str, assets: list[str] | None = None
-) -> dg.ExecuteInProcessResult:
-    """Run a job (or some of its assets, as a run that died after them) as of the settings' date."""
-    job = build_definitions(settings).resolve_job_def(job_name)
-    instance.add_dynamic_partitions(as_of_partitions.name, [str(settings.as_of)])
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=str(settings.as_of),
-        raise_on_error=False,
-        asset_selection=assets and [dg.AssetKey(a) for a in assets],
-    )
 
 
 def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -144,7 +129,7 @@ def test_each_date_is_scored_by_its_own_champion_and_older_models_never_take_the
     march, april = replace(settings, as_of=MARCH), replace(settings, as_of=APRIL)
 
     # scoring March with a model that saw April's arrivals is refused
-    early = _run(march, instance, SCORING_JOB_NAME)
+    early = run_job_as_of(march, instance, SCORING_JOB_NAME)
     assert not early.success
     (failure,) = [e for e in early.all_events if e.is_step_failure]
     assert failure.step_key == "batch_predictions"
@@ -160,7 +145,7 @@ def test_each_date_is_scored_by_its_own_champion_and_older_models_never_take_the
     assert registered["trained_as_of"] == "2017-05-01"  # what the staleness sensor reads
     assert _champion(settings) == "1"
 
-    scored_april = _run(april, instance, SCORING_JOB_NAME)
+    scored_april = run_job_as_of(april, instance, SCORING_JOB_NAME)
     assert scored_april.success and _predictions_checks_passed(scored_april)
     assert _scored_by(settings) == [(MARCH, "2"), (APRIL, "2"), (MAY, "1")]
 
@@ -193,7 +178,7 @@ def test_predictions_behind_a_new_champion_are_named_and_brought_level(
         monkeypatch.setenv(key, value)
     june = replace(settings, as_of=JUNE)
     assert run_main_job(settings, instance).success  # v1 as of May
-    assert _run(june, instance, SCORING_JOB_NAME).success  # June scored by v1
+    assert run_job_as_of(june, instance, SCORING_JOB_NAME).success  # June scored by v1
     defs = build_definitions(june)
 
     def tick():  # noqa: ANN202
@@ -205,7 +190,9 @@ def test_predictions_behind_a_new_champion_are_named_and_brought_level(
 
     assert not tick().run_requests
     # a retraining as of June that ends after promoting v2, before scoring June again
-    crashed = _run(june, instance, RETRAINING_JOB_NAME, ["candidate_model", "registered_model"])
+    crashed = run_job_as_of(
+        june, instance, RETRAINING_JOB_NAME, ["candidate_model", "registered_model"]
+    )
     assert crashed.success and _champion(settings) == "2"
     assert _scored_by(settings)[-1] == (JUNE, "1")
 
@@ -218,7 +205,7 @@ def test_predictions_behind_a_new_champion_are_named_and_brought_level(
     (request,) = tick().run_requests
     assert predictions_level_sensor.job_name == SCORING_JOB_NAME
     assert request.partition_key == str(JUNE)
-    leveled = _run(june, instance, SCORING_JOB_NAME)
+    leveled = run_job_as_of(june, instance, SCORING_JOB_NAME)
     assert leveled.success and _predictions_checks_passed(leveled)
     assert _scored_by(settings)[-1] == (JUNE, "2")
     assert not tick().run_requests

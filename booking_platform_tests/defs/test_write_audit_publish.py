@@ -11,14 +11,12 @@ from booking_platform.config import Settings
 from booking_platform.core import warehouse
 from booking_platform.definitions import build_definitions
 from booking_platform.defs.assets.ingestion import ACCEPT_SHRINK_TAG
-from booking_platform.defs.jobs import MAIN_JOB_NAME
-from booking_platform.defs.partitions import as_of_partitions
-from booking_platform_tests.conftest import SYNTHETIC_ROWS, materialized_assets
+from booking_platform_tests.conftest import SYNTHETIC_ROWS, materialized_assets, run_job_as_of
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 TABLES = ("raw_bookings", "cleaned_bookings", "quarantined_bookings")
 # ingestion only: what write-audit-publish is about, without training a model each time
-INGESTION = [dg.AssetKey(k) for k in ("raw_bookings", "cleaned_bookings", "accepted_bookings")]
+INGESTION = ["raw_bookings", "cleaned_bookings", "accepted_bookings"]
 
 
 def _published(settings: Settings) -> dict[str, tuple]:
@@ -41,15 +39,8 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluat
 
 
 def _run(settings: Settings, instance: dg.DagsterInstance, tags: dict[str, str] | None = None):
-    job = build_definitions(settings).resolve_job_def(MAIN_JOB_NAME)
-    instance.add_dynamic_partitions(as_of_partitions.name, [str(settings.as_of)])
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=str(settings.as_of),
-        raise_on_error=False,
-        tags=tags,
-        asset_selection=INGESTION,
-    )
+    """The export's ingestion only: read, stage, audit, publish."""
+    return run_job_as_of(settings, instance, assets=INGESTION, tags=tags)
 
 
 @pytest.fixture
