@@ -34,11 +34,12 @@ from seed_model_comparison import TEST_SETS, test_sets
 from booking_platform.core.backtest import run_backtest
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.features import build_feature_set
+from booking_platform.core.metrics import classification_metrics
 from booking_platform.core.retraining import RetrainingPolicy
 from booking_platform.core.search import SearchBudget, leaderboard, run_search
 from booking_platform.core.snapshots import take_snapshot
 from booking_platform.core.source import read_bookings
-from booking_platform.core.training import SEED, classification_metrics, train_and_validate
+from booking_platform.core.training import SEED, train_and_validate
 
 METRICS = ("roc_auc", "pr_auc", "calibration_error", "brier")
 RECIPES = ("defaults", "defaults+calibration", "searched+calibration")

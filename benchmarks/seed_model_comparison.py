@@ -32,7 +32,7 @@ from rich.table import Table
 
 from booking_platform.core.cleaning import open_bookings
 from booking_platform.core.features import SCORED_ON
-from booking_platform.core.training import classification_metrics
+from booking_platform.core.metrics import classification_metrics
 
 METRICS: tuple[tuple[str, str, bool], ...] = (
     # key in classification_metrics, label, higher is better

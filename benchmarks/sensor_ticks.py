@@ -15,9 +15,9 @@ from _common import median
 from rich.console import Console
 from rich.table import Table
 
-from booking_platform.cli import prepare_dagster_home
 from booking_platform.config import load_settings
 from booking_platform.definitions import build_definitions
+from booking_platform.runtime import prepare_dagster_home
 
 TICK_TARGET_SECONDS = 1.0
 REPEATS = 7

@@ -20,9 +20,10 @@ from sklearn.metrics import roc_auc_score
 from booking_platform.core.backtest import evaluation_rows
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.features import build_feature_set
+from booking_platform.core.metrics import calibration_error
 from booking_platform.core.snapshots import take_snapshot
 from booking_platform.core.source import read_bookings
-from booking_platform.core.training import calibration_error, fit_classifier, training_questions
+from booking_platform.core.training import fit_classifier, training_questions
 
 TRAINED_ON = (date(2016, 7, 1), date(2016, 11, 1), date(2017, 2, 1))
 GRADED_ON = (date(2016, 12, 1), date(2017, 3, 1), date(2017, 6, 1), date(2017, 8, 1))

@@ -5,13 +5,15 @@ over HTTP."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import sys
+import time
 import uuid
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
@@ -22,7 +24,7 @@ from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
-from booking_platform.config import CLUSTER, EMBEDDED, MODEL_NAME, Settings, load_settings
+from booking_platform.config import CLUSTER, MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
@@ -46,12 +48,9 @@ from booking_platform.core.source import (
     resolve_source,
 )
 from booking_platform.core.training import SEED
+from booking_platform.runtime import execute_as_of, prepare_dagster_home, recover_dead_runs
 
 console = Console()
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-INSTANCE_YAML = {EMBEDDED: "dagster.yaml", CLUSTER: "dagster-cluster.yaml"}
 
 
 def _refuse(problem: str) -> int:
@@ -60,49 +59,15 @@ def _refuse(problem: str) -> int:
     return 2
 
 
-def prepare_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME under the data home, with the profile's instance settings (dagster.yaml).
-
-    On the cluster profile the instance's database is created when missing, and its URL is put
-    in the environment that dagster-cluster.yaml reads (and that processes started from here
-    inherit).
-    """
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(REPO_ROOT / INSTANCE_YAML[settings.profile], home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
-    if settings.profile == CLUSTER:
-        from booking_platform.cluster.postgres import ensure_database
-
-        ensure_database(settings.cluster.pg_url, settings.cluster.pg_db)
-        os.environ["BOOKING_PLATFORM_DAGSTER_STORAGE_URL"] = settings.cluster.dagster_storage_url
-    return home
-
-
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _execute(instance, job, as_of: str, run_id: str | None = None, tags=None):  # noqa: ANN001, ANN202
-    """Run `job` in process as of `as_of` (its partition, added if new); Dagit sees the run.
-
-    Runs left unfinished by a killed process are marked failed first; this run is tagged with
-    this process, so that the same check finds it if this process is killed.
-    """
-    from booking_platform.defs.dead_runs import fail_dead_runs, in_process_tags
-    from booking_platform.defs.partitions import as_of_partitions
-
-    for recovered in fail_dead_runs(instance):
+    """runtime.execute_as_of, quiet (the CLI prints its own summary; Dagit keeps every event),
+    after saying which killed runs it recovered."""
+    for recovered in recover_dead_runs(instance):
         console.print(f"[yellow]recovered:[/] {recovered}", soft_wrap=True)
-    instance.add_dynamic_partitions(as_of_partitions.name, [as_of])
-    # the CLI prints its own summary instead of Dagster's per-event log; Dagit keeps it all
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=as_of,
-        run_id=run_id,
-        raise_on_error=False,
-        run_config=QUIET,
-        tags={**(tags or {}), **in_process_tags()},
-    )
+    return execute_as_of(instance, job, as_of, run_id=run_id, tags=tags, run_config=QUIET)
 
 
 def _run_tags(accept_shrink: bool) -> dict[str, str]:
@@ -243,10 +208,12 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     from booking_platform.defs.jobs import MAIN_JOB_NAME
     from booking_platform.progress import job_step_count, run_progress
 
+    started = time.monotonic()
     prepare_dagster_home(settings)
     console.print(
         f"[bold]booking_platform[/] as of {settings.as_of}, source {settings.source}, "
-        f"home {settings.home}, profile {settings.profile}"
+        f"home {settings.home}, profile {settings.profile}",
+        soft_wrap=True,
     )
     if settings.profile == CLUSTER:
         return _run_on_cluster(settings, MAIN_JOB_NAME)
@@ -256,7 +223,7 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
         refusal = _as_of_refusal(settings, instance)
         if refusal:
             return _refuse(refusal)
-        with run_progress(instance, run_id, job_step_count(job), console):
+        with run_progress(instance, run_id, job_step_count(job), console), _quiet_mlflow():
             result = _execute(
                 instance, job, str(settings.as_of), run_id, tags=_run_tags(accept_shrink)
             )
@@ -264,7 +231,28 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     outcome = _report_outcome(result.run_id, result.success, result.all_events)
     if outcome == 0:
         _publish_read_copy(settings)
+        console.print(
+            f"finished in {time.monotonic() - started:.1f} s. Next: [bold]booking-platform "
+            "predictions[/] (the riskiest open bookings), [bold]booking-platform explain ID[/] "
+            "(why one is flagged), [bold]make serve[/] (one prediction over HTTP)",
+            soft_wrap=True,
+        )
     return outcome
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """MLflow's own INFO and WARNING lines (tables created, model registered, signature hints)
+    would land between the progress lines; the run's outcome is in the summary instead."""
+    from mlflow.utils.logging_utils import disable_logging, enable_logging
+
+    disable_logging()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"mlflow\..*")
+            yield
+    finally:
+        enable_logging()
 
 
 def _run_on_cluster(settings: Settings, job_name: str) -> int:
@@ -367,19 +355,24 @@ def _print_summary(settings: Settings, events) -> None:  # noqa: ANN001
                 f"{champion} stays, trained on newer data; v{registered} registered for the "
                 f"dates it was trained for (from {settings.as_of})",
             )
+    # paths go below the table, one a line: a table cell would break them where they wrap
+    paths = []
     drift = metadata.get("drift_report")
     if drift:
-        table.add_row("drift share", f"{drift['drift_share']:.2f}, report {drift['report']}")
+        table.add_row("drift share", f"{drift['drift_share']:.2f}")
+        paths.append(("drift report", drift["report"]))
     scored = metadata.get("batch_predictions")
     if scored:
         table.add_row(
-            "predictions",
-            f"{scored['rows']:,} rows scored by v{scored['model_version']} -> {scored['table']}",
+            "predictions", f"{scored['rows']:,} rows scored by v{scored['model_version']}"
         )
+        paths.append(("predictions", scored["table"]))
     elif model:
         # the run promoted and ended before scoring: say what the table holds for the date
         table.add_row("predictions", _scored_by(settings, settings.as_of))
     console.print(table)
+    for label, path in paths:
+        console.print(f"{label}: {path}", soft_wrap=True, markup=False, highlight=False)
     if settings.profile == CLUSTER:
         console.print(
             f"Dagit: {settings.cluster.dagit_url}   MLflow UI: {settings.mlflow_tracking_uri}"

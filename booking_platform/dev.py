@@ -10,8 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from booking_platform.cli import prepare_dagster_home
 from booking_platform.config import load_settings
+from booking_platform.runtime import prepare_dagster_home
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

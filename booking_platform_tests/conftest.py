@@ -10,7 +10,7 @@ import pytest
 from booking_platform.config import Settings
 from booking_platform.definitions import build_definitions
 from booking_platform.defs.jobs import MAIN_JOB_NAME
-from booking_platform.defs.partitions import as_of_partitions
+from booking_platform.runtime import execute_as_of
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,14 +63,8 @@ def run_job_as_of(
     """Run a job (or some of its assets: a run that died after them) as of the settings' date,
     its partition added first, as the CLI does."""
     job = build_definitions(settings).resolve_job_def(job_name)
-    instance.add_dynamic_partitions(as_of_partitions.name, [str(settings.as_of)])
-    return job.execute_in_process(
-        instance=instance,
-        partition_key=str(settings.as_of),
-        raise_on_error=False,
-        asset_selection=assets and [dg.AssetKey(a) for a in assets],
-        tags=tags,
-        run_config=run_config,
+    return execute_as_of(
+        instance, job, str(settings.as_of), tags=tags, run_config=run_config, assets=assets
     )
 
 

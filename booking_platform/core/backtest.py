@@ -39,6 +39,7 @@ from booking_platform.core import drift  # noqa: E402
 from booking_platform.core.cleaning import clean_bookings, outcome_unknown_on  # noqa: E402
 from booking_platform.core.features import SCORED_ON, build_feature_set  # noqa: E402
 from booking_platform.core.gate import judge  # noqa: E402
+from booking_platform.core.metrics import calibration_error  # noqa: E402
 from booking_platform.core.retraining import (  # noqa: E402
     Champion,
     DriftEvidence,
@@ -52,7 +53,6 @@ from booking_platform.core.training import (  # noqa: E402
     SEED,
     CancellationModel,
     ValidatedModel,
-    calibration_error,
     train_and_validate,
 )
 

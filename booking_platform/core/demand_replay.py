@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score
 
 from booking_platform.core.cleaning import clean_bookings, open_bookings
 from booking_platform.core.features import build_feature_set
+from booking_platform.core.metrics import calibration_error
 from booking_platform.core.net_demand import (
     DEFAULT_GROUPING,
     DEFAULT_HORIZON_DAYS,
@@ -44,7 +45,7 @@ from booking_platform.core.net_demand import (
 from booking_platform.core.performance_estimation import estimate_by_arrival_month
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import take_snapshot
-from booking_platform.core.training import SEED, calibration_error, train_and_validate
+from booking_platform.core.training import SEED, train_and_validate
 
 # (grouping, method, shared shock sd) read side by side; the first is the table's
 SHOCK_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)

@@ -19,7 +19,8 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from booking_platform.core.champions import trained_on_newer_data
-from booking_platform.core.training import CancellationModel, ValidatedModel, calibration_error
+from booking_platform.core.metrics import calibration_error
+from booking_platform.core.training import CancellationModel, ValidatedModel
 
 MIN_ROC_AUC = 0.80
 MAX_CALIBRATION_ERROR = 0.08

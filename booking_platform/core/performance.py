@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from booking_platform.core.training import calibration_error
+from booking_platform.core.metrics import calibration_error
 
 COLUMNS = [
     "arrival_month",

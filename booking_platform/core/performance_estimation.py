@@ -35,7 +35,7 @@ COLUMNS = [
     "estimated_brier",
     "estimated_calibration_error",
 ]
-BINS = 10  # the calibration error's bins (core/training.py calibration_error)
+BINS = 10  # the calibration error's bins (core/metrics.py calibration_error)
 
 
 def estimated_roc_auc(proba: np.ndarray) -> float:

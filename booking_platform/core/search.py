@@ -53,12 +53,12 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from booking_platform.core.features import CATEGORICAL_COLUMNS, FeatureBuilder  # noqa: E402
+from booking_platform.core.metrics import calibration_error  # noqa: E402
 from booking_platform.core.plots import figure_png  # noqa: E402
 from booking_platform.core.training import (  # noqa: E402
     DEFAULT_PARAMS,
     N_JOBS,
     SEED,
-    calibration_error,
     holdout_start,
     training_questions,
 )

@@ -9,17 +9,16 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    f1_score,
-    precision_score,
-    recall_score,
     roc_auc_score,
 )
 
 from booking_platform.core.calibration import IDENTITY, METHODS, NONE, Calibrator, fit_calibrator
 from booking_platform.core.features import SCORED_ON, FeatureBuilder
+from booking_platform.core.metrics import (
+    DECISION_THRESHOLD,
+    calibration_error,
+    classification_metrics,
+)
 
 SEED = 42
 N_JOBS = 2  # the machine has 2 cores; LightGBM's default can oversubscribe badly
@@ -47,7 +46,6 @@ DEFAULT_PARAMS: dict[str, float | int | str | bool] = {
     "verbose": -1,
 }
 HOLDOUT_MONTHS = 2
-DECISION_THRESHOLD = 0.5
 # Share of bookings a model learns at their booking date; the others, on the 1st of a month
 # while they were open. Chosen against other recipes on the backtest's months
 # (docs/measurements.md, "Retraining backtest"): it keeps the booking-time ROC AUC floor
@@ -85,37 +83,6 @@ class CancellationModel:
         if features is None:
             features = self.builder.transform(bookings)
         return self.calibrated(self.classifier.predict_proba(features)[:, 1])
-
-
-def calibration_error(y_true: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error over equal-width probability bins."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(proba, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            error += in_bin.mean() * abs(proba[in_bin].mean() - y_true[in_bin].mean())
-    return float(error)
-
-
-def classification_metrics(
-    y_true: np.ndarray, proba: np.ndarray, threshold: float = DECISION_THRESHOLD
-) -> dict[str, float]:
-    y_true = np.asarray(y_true)
-    predicted = (proba >= threshold).astype(int)
-    return {
-        "roc_auc": float(roc_auc_score(y_true, proba)),
-        "pr_auc": float(average_precision_score(y_true, proba)),
-        "accuracy": float(accuracy_score(y_true, predicted)),
-        "precision": float(precision_score(y_true, predicted, zero_division=0)),
-        "recall": float(recall_score(y_true, predicted, zero_division=0)),
-        "f1": float(f1_score(y_true, predicted, zero_division=0)),
-        "brier": float(brier_score_loss(y_true, proba)),
-        "calibration_error": calibration_error(y_true, proba),
-        "rows": float(len(y_true)),
-        "positive_rate": float(np.mean(y_true)),
-    }
 
 
 def holdout_start(as_of: date, months: int = HOLDOUT_MONTHS) -> pd.Timestamp:

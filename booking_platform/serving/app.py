@@ -32,10 +32,10 @@ from booking_platform.core.cleaning import type_bookings
 from booking_platform.core.explanations import top_reasons
 from booking_platform.core.features import SCORED_ON
 from booking_platform.core.net_demand import read_nights
+from booking_platform.core.prediction_log import LoggedRequest, PredictionLog
 from booking_platform.serving.explain_budget import ExplainBudget, retry_after
 from booking_platform.serving.metrics import ServiceMetrics
 from booking_platform.serving.model_store import ModelStore, ServingModels
-from booking_platform.serving.prediction_log import LoggedRequest, PredictionLog
 from booking_platform.serving.routing import goes_to_challenger
 from booking_platform.serving.schemas import (
     Booking,

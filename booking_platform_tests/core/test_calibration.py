@@ -11,12 +11,9 @@ from sklearn.linear_model import LogisticRegression
 from booking_platform.core.calibration import ISOTONIC, NONE, PLATT, fit_calibrator
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.features import build_feature_set
+from booking_platform.core.metrics import calibration_error
 from booking_platform.core.source import read_bookings
-from booking_platform.core.training import (
-    CancellationModel,
-    calibration_error,
-    train_and_validate,
-)
+from booking_platform.core.training import CancellationModel, train_and_validate
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 

@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from booking_platform.core.metrics import calibration_error
 from booking_platform.core.performance_estimation import (
     estimate_by_arrival_month,
     estimate_performance,
     estimated_roc_auc,
 )
-from booking_platform.core.training import calibration_error
 
 
 def test_the_estimate_is_the_area_under_the_expected_roc_curve() -> None:

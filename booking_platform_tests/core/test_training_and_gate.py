@@ -8,12 +8,11 @@ from sklearn.metrics import roc_auc_score
 from booking_platform.core import gate
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.features import FeatureSet, build_feature_set
+from booking_platform.core.metrics import calibration_error, classification_metrics
 from booking_platform.core.plots import CANDIDATE_PLOT_TITLES, candidate_plots, monthly_roc_auc
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import (
     ValidatedModel,
-    calibration_error,
-    classification_metrics,
     holdout_start,
     train_and_validate,
     training_questions,

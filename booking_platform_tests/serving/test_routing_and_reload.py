@@ -11,9 +11,9 @@ import pandas as pd
 
 from booking_platform.config import Settings
 from booking_platform.core import warehouse
+from booking_platform.core.prediction_log import read_prediction_log
 from booking_platform.defs.assets.serving import ab_test_report
 from booking_platform.defs.resources import build_resources
-from booking_platform.serving.prediction_log import read_prediction_log
 from booking_platform.serving.routing import bucket, goes_to_challenger
 from booking_platform_tests.serving.conftest import as_request, cleaned_rows, set_alias, stop_server
 from booking_platform_tests.serving.test_api import BOOKING

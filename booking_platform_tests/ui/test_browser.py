@@ -17,9 +17,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from booking_platform.cli import prepare_dagster_home
 from booking_platform.config import load_settings
 from booking_platform.defs.partitions import as_of_partitions
+from booking_platform.runtime import prepare_dagster_home
 from booking_platform_tests.conftest import (
     REPO_ROOT,
     SEVEN_ASSETS,

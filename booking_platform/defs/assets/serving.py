@@ -3,11 +3,11 @@
 import dagster as dg
 
 from booking_platform.core import ab_test
+from booking_platform.core.prediction_log import read_prediction_log
 from booking_platform.core.warehouse import replace_tables
 from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.ingestion import accepted_bookings, latest_outcomes
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
-from booking_platform.serving.prediction_log import read_prediction_log
 
 AB_TEST_TABLE = "ab_test_report"
 

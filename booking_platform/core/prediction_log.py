@@ -1,5 +1,8 @@
 """The log of online predictions: an append-only sqlite file in WAL mode under the data home.
 
+The service writes it and the ab_test_report asset reads it: the format lives here, in core/,
+so that neither side imports the other (defs/ never imports the HTTP package).
+
 Several uvicorn worker processes append to it at once (sqlite serialises writers, WAL lets
 readers in meanwhile), and the ab_test_report asset reads it without touching DuckDB, which
 admits one writer process. One row per request, its predictions as JSON arrays: at 100k
