@@ -87,7 +87,8 @@ def scratch_cluster(
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
         **extra_env,
     }
-    env.pop("DAGSTER_HOME", None)
+    for inherited in ("DAGSTER_HOME", "MLFLOW_REGISTRY_URI"):
+        env.pop(inherited, None)
     _rabbitmqctl("add_vhost", name)
     cluster = ScratchCluster(env=env, settings=load_settings(env), vhost=name)
     try:

@@ -62,16 +62,18 @@ def is_tracking_server(tracking_uri: str) -> bool:
 def use_store(tracking_uri: str, artifact_root: Path) -> str:
     """Point MLflow at the store and make sure the experiment keeps artifacts under the home
     (or, behind a tracking server, where the server's --artifacts-destination says)."""
-    # set_tracking_uri also exports MLFLOW_TRACKING_URI, which the settings read as the person's
-    # choice: put back what they had, or the next load_settings in this process (a second
-    # command, a test) would take this store for theirs
-    chosen = os.environ.get("MLFLOW_TRACKING_URI")
+    # set_tracking_uri and set_registry_uri also export MLFLOW_TRACKING_URI and
+    # MLFLOW_REGISTRY_URI, which the settings (and every process started from this one) read as
+    # the person's choice: put back what they had, or the next command in this process, or a
+    # cluster worker started from it, would take this store for theirs
+    chosen = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    if chosen is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = chosen
+    for name, value in chosen.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     client = MlflowClient()
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is not None:

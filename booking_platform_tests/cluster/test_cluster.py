@@ -69,6 +69,11 @@ class Cluster:
             if STORAGE_ERRORS.search(line)
         ]
 
+    def mlflow(self) -> MlflowClient:
+        # the registry named too: an earlier test in this process may have set MLflow's global one
+        uri = self.settings.mlflow_tracking_uri
+        return MlflowClient(uri, registry_uri=uri)
+
     def predictions(self) -> pd.DataFrame:
         # PostgreSQL: the cluster profile's default warehouse, in the instance's database
         assert self.settings.warehouse_location.startswith("postgresql://")
@@ -113,7 +118,7 @@ def _versions_by_date(predictions: pd.DataFrame) -> dict[str, set[str]]:
 
 def _trained_as_of(cluster: Cluster) -> dict[str, str]:
     """Registered version -> the as-of date it was trained as of, from the MLflow server."""
-    client = MlflowClient(cluster.settings.mlflow_tracking_uri)
+    client = cluster.mlflow()
     versions = client.search_model_versions(f"name='{MODEL_NAME}'")
     return {v.version: v.tags[AS_OF_TAG] for v in versions}
 
@@ -181,7 +186,7 @@ def test_the_main_job_then_a_scoring_backfill_run_side_by_side_on_the_workers(
         run = record.dagster_run
         assert rows[run.tags["dagster/partition"]] == _scored_rows(run_events(instance, run.run_id))
 
-    champion = MlflowClient(cluster.settings.mlflow_tracking_uri).get_model_version_by_alias(
+    champion = cluster.mlflow().get_model_version_by_alias(
         MODEL_NAME, CHAMPION
     )
     assert champion.version == "1"
@@ -205,7 +210,7 @@ def test_two_promotions_queued_together_run_one_after_the_other(
     # whichever ran first, the alias is on the newest training data, and each date's
     # predictions are the champion's as of that date (a model trained later never scores it)
     trained = _trained_as_of(cluster)
-    holder = MlflowClient(cluster.settings.mlflow_tracking_uri).get_model_version_by_alias(
+    holder = cluster.mlflow().get_model_version_by_alias(
         MODEL_NAME, CHAMPION
     )
     assert trained[holder.version] == max(trained.values()), (holder.version, trained)
@@ -218,7 +223,7 @@ def test_a_worker_killed_mid_step_loses_no_rows_and_the_rerun_succeeds(
     cluster: Cluster, instance: dg.DagsterInstance
 ) -> None:
     as_of = BACKFILL_DATES[-1]
-    client = MlflowClient(cluster.settings.mlflow_tracking_uri)
+    client = cluster.mlflow()
     champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version
     (run_id,) = submit_runs(cluster.settings, instance, SCORING_JOB_NAME, [as_of]).values()
 

@@ -80,10 +80,14 @@ def test_using_a_store_leaves_the_persons_mlflow_setting_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     registry.use_store(f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "artifacts")
     assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'a.db'}"
-    # MLflow exports the URI; a second command in this process must still get its own default
+    assert mlflow.get_registry_uri() == f"sqlite:///{tmp_path / 'a.db'}"
+    # MLflow exports both URIs; a second command in this process, or a process started from it
+    # (a cluster worker), must still get its own default
     assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
     assert load_settings({"BOOKING_PLATFORM_HOME": str(tmp_path)}).mlflow_uri is None
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     registry.use_store(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "artifacts")
