@@ -35,12 +35,17 @@ def in_process_tags() -> dict[str, str]:
     return {WORKER_HOST_TAG: socket.gethostname(), WORKER_PID_TAG: str(os.getpid())}
 
 
-def _local_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
-    """The PID of the process executing `run` when it runs on this host, else None."""
+def _local_worker(instance: dg.DagsterInstance, record: dg.RunRecord) -> tuple[int, float] | None:
+    """(PID, a moment it was known to execute the run) of the process executing the run when it
+    runs on this host, else None. The moment tells the process from a younger one that reuses the
+    PID: for the CLI's runs, the run's creation (the CLI started before it created the run); for
+    a launched run, its RUN_START event, written by the run's own process, which a queued run's
+    creation long precedes (taking that would fail a live run still STARTING)."""
+    run = record.dagster_run
     if WORKER_PID_TAG in run.tags:
         if run.tags.get(WORKER_HOST_TAG) != socket.gethostname():
             return None
-        return int(run.tags[WORKER_PID_TAG])
+        return int(run.tags[WORKER_PID_TAG]), record.create_timestamp.timestamp()
     grpc = json.loads(run.tags.get(GRPC_INFO_TAG, "{}"))
     if grpc.get("host", "localhost") not in LOCAL_HOSTS or GRPC_INFO_TAG not in run.tags:
         return None
@@ -49,7 +54,8 @@ def _local_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int |
     ).records
     if not started:
         return None  # not started yet: run monitoring's start timeout covers it
-    return started[0].event_log_entry.dagster_event.pid
+    entry = started[0].event_log_entry
+    return entry.dagster_event.pid, entry.timestamp
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -57,10 +63,10 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     done = []
     for record in instance.get_run_records(dg.RunsFilter(statuses=UNFINISHED)):
         run = record.dagster_run
-        pid = _local_worker_pid(instance, run)
-        began = record.start_time or record.create_timestamp.timestamp()
-        if pid is None or process_running(pid, started_by=began):
+        worker = _local_worker(instance, record)
+        if worker is None or process_running(*worker):
             continue
+        pid = worker[0]
         message = (
             f"the process executing this run (PID {pid} on {socket.gethostname()}) is gone: "
             f"killed or crashed while the run was {run.status.value}; marked failed so that "

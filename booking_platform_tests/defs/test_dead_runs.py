@@ -1,12 +1,15 @@
 """A run whose process was killed is marked failed; a live one is left alone (real instance)."""
 
+import logging
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.tags import GRPC_INFO_TAG
 
 from booking_platform.defs.dead_runs import WORKER_PID_TAG, dead_run_sensor
 
@@ -64,3 +67,57 @@ def test_the_sensor_fails_a_run_whose_process_is_gone_and_leaves_a_live_one(
             for process in (killed, alive):
                 process.kill()
                 process.wait(timeout=30)
+
+
+def _report_run_start(instance: dg.DagsterInstance, run: dg.DagsterRun, pid: int) -> None:
+    """The RUN_START event a launched run's own process writes, with that process's PID (the
+    run's status is not moved: the moment between the two writes is the one under test)."""
+    event = dg.DagsterEvent(
+        event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name, pid=pid
+    )
+    instance.store_event(
+        dg.EventLogEntry(
+            error_info=None,
+            level=logging.DEBUG,
+            user_message="",
+            run_id=run.run_id,
+            timestamp=time.time(),
+            dagster_event=event,
+            job_name=run.job_name,
+        )
+    )
+
+
+def test_a_launched_run_whose_process_started_after_it_was_queued_is_alive(
+    tmp_path: Path,
+) -> None:
+    """A queued run is created long before the code server starts its process: a live process
+    younger than the run is its worker, not a reused PID (the cluster test once saw a live
+    retraining failed this way, between its RUN_START event and its status update)."""
+
+    @dg.op
+    def step() -> None: ...
+
+    @dg.job
+    def launched() -> None:
+        step()
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        tags = {GRPC_INFO_TAG: '{"host": "localhost"}'}
+        runs = [instance.create_run_for_job(launched, tags=tags) for _ in range(2)]
+        time.sleep(2)  # the workers start after the runs were queued
+        workers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])]
+        workers.append(subprocess.Popen([sys.executable, "-c", "pass"]))
+        try:
+            workers[1].wait(timeout=30)  # the second run's process is gone
+            for run, worker in zip(runs, workers, strict=True):
+                _report_run_start(instance, run, worker.pid)
+
+            tick = dead_run_sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+            assert f"(PID {workers[1].pid}" in tick.skip_message
+            assert f"(PID {workers[0].pid}" not in tick.skip_message
+            statuses = [instance.get_run_by_id(run.run_id).status for run in runs]
+            assert statuses == [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.FAILURE]
+        finally:
+            workers[0].kill()
+            workers[0].wait(timeout=30)
