@@ -28,6 +28,7 @@ from booking_platform.config import CLUSTER, MODEL_NAME, Settings, load_settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.backtest import plot_backtest, run_backtest, summary_table
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.compiled_trees import compiled_trees
 from booking_platform.core.export_audit import AsOfOutsideData, check_as_of_inside
 from booking_platform.core.features import POST_BOOKING, SCORED_ON, SCORING_COLUMNS
 from booking_platform.core.net_demand import read_nights
@@ -433,8 +434,10 @@ def predict_file(
     if as_of is not None:
         bookings = bookings.assign(**{SCORED_ON: pd.Timestamp(as_of)})
     columns = ["booking_id", "cancel_probability", "predicted_cancel", "model_version"]
+    # the service's compiled trees when it compiled this champion (same probabilities)
+    trees = compiled_trees(champion.model.classifier.booster_, settings.compiled_models_path)
     scores = (
-        score_bookings(champion.model, bookings, champion.version)[columns]
+        score_bookings(champion.model, bookings, champion.version, trees=trees)[columns]
         if len(bookings)
         else pd.DataFrame(columns=columns)
     )

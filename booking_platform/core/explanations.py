@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from booking_platform.core.features import RATE_GROUPS, rate_feature_name
+from booking_platform.core.features import RATE_GROUPS, feature_matrix, rate_feature_name
 from booking_platform.core.training import CancellationModel
 
 REASONS_PER_BOOKING = 3
@@ -54,16 +54,9 @@ def contributions(model: CancellationModel, features: pd.DataFrame) -> np.ndarra
 
 def _row_bytes(features: pd.DataFrame) -> np.ndarray:
     """One opaque value per row, equal exactly when the rows' model inputs are equal."""
-    matrix = np.column_stack(
-        [
-            features[c].cat.codes.to_numpy()
-            if isinstance(features[c].dtype, pd.CategoricalDtype)
-            else features[c].to_numpy(dtype="float64", na_value=np.nan)
-            for c in features.columns
-        ]
-    ).astype("float64")
+    matrix = np.ascontiguousarray(feature_matrix(features))
     row_type = np.dtype((np.void, matrix.dtype.itemsize * matrix.shape[1]))
-    return np.ascontiguousarray(matrix).view(row_type).ravel()
+    return matrix.view(row_type).ravel()
 
 
 def _display(value: object) -> str:

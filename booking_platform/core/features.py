@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
-from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -203,10 +202,20 @@ class FeatureBuilder:
         }
 
     def category_codes(self, column: str, values: np.ndarray | pd.Series) -> np.ndarray:
-        """Position of each value among the column's learnt levels; -1 for a level never seen."""
-        text = _as_text(values)
-        codes = map(self._level_codes[column].get, text, repeat(-1, len(text)))
-        return np.fromiter(codes, dtype="int64", count=len(text))
+        """Position of each value among the column's learnt levels; -1 for a level never seen.
+
+        Each distinct value is turned into text and looked up once: str() of every value was
+        most of `encode` on a day's bookings, which hold a few hundred distinct values a column.
+        """
+        levels = self._level_codes[column]
+        array = np.asarray(values)
+        if array.dtype.kind in "biuf":  # numbers, sorted: NaN (the one missing number) once
+            distinct, inverse = np.unique(array, return_inverse=True, equal_nan=True)
+            codes = [levels.get(text, -1) for text in _as_text(distinct)]
+            return np.array(codes, dtype="int64")[inverse.ravel()]
+        items = array.tolist()  # other values keep Python's equality: None is not NaN
+        code_of = {value: levels.get(str(value), -1) for value in dict.fromkeys(items)}
+        return np.fromiter(map(code_of.__getitem__, items), dtype="int64", count=len(items))
 
     @cached_property
     def _stacked_rates(self) -> RateTable:
@@ -303,16 +312,36 @@ class FeatureBuilder:
     def transform(self, bookings: pd.DataFrame) -> pd.DataFrame:
         """Features for any bookings in the cleaned schema (labels, if present, are not read),
         scored on their SCORED_ON column when they have one, else at booking time."""
-        names = (*ALLOWED_SOURCE_COLUMNS, "arrival_date", SCORED_ON)
-        columns = {c: bookings[c].to_numpy() for c in names if c in bookings.columns}
-        features = pd.DataFrame(
-            self.encode(columns), index=bookings.index, columns=list(FEATURE_COLUMNS)
-        )
+        return self.as_frame(self.encode(booking_columns(bookings)), bookings.index)
+
+    def as_frame(self, matrix: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        """`encode`'s matrix as a frame with categorical dtypes (what training and the reasons
+        read); `feature_matrix` turns it back."""
+        features = pd.DataFrame(matrix, index=index, columns=list(FEATURE_COLUMNS))
         for column in CATEGORICAL_COLUMNS:
             features[column] = pd.Categorical.from_codes(
                 features[column].fillna(-1).astype("int64"), categories=self.categories[column]
             )
         return features
+
+
+def booking_columns(bookings: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns of cleaned bookings that `FeatureBuilder.encode` reads, as arrays."""
+    names = (*ALLOWED_SOURCE_COLUMNS, "arrival_date", SCORED_ON)
+    return {c: bookings[c].to_numpy() for c in names if c in bookings.columns}
+
+
+def feature_matrix(features: pd.DataFrame) -> np.ndarray:
+    """`encode`'s float matrix from a features frame: a category's code (NaN for a level never
+    seen), which is what LightGBM turns a pandas categorical into."""
+    return np.column_stack(
+        [
+            np.where(features[c].cat.codes >= 0, features[c].cat.codes, np.nan)
+            if isinstance(features[c].dtype, pd.CategoricalDtype)
+            else features[c].to_numpy(dtype="float64", na_value=np.nan)
+            for c in features.columns
+        ]
+    )
 
 
 @dataclass

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from booking_platform.core.explanations import reason_columns, top_reasons
+from booking_platform.core.features import booking_columns
 from booking_platform.core.training import CancellationModel
+
+if TYPE_CHECKING:
+    import lleaves
 
 
 def score_bookings(
-    model: CancellationModel, bookings: pd.DataFrame, model_version: str, reasons: int = 0
+    model: CancellationModel,
+    bookings: pd.DataFrame,
+    model_version: str,
+    reasons: int = 0,
+    trees: lleaves.Model | None = None,
 ) -> pd.DataFrame:
     """One row per booking, in input order; with `reasons` > 0, that many reasons per booking
-    (columns reason_1.. as text, `reasons` as JSON; see core/explanations.py)."""
-    features = model.builder.transform(bookings)
-    proba = model.predict_proba(bookings, features)
+    (columns reason_1.. as text, `reasons` as JSON; see core/explanations.py). `trees`: the
+    model's booster compiled, when it was (core/compiled_trees.py)."""
+    matrix = model.builder.encode(booking_columns(bookings))
+    proba = model.scores(matrix, trees)
     scores = pd.DataFrame(
         {
             "booking_id": bookings["booking_id"].to_numpy(),
@@ -27,6 +37,7 @@ def score_bookings(
         }
     )
     if reasons:
+        features = model.builder.as_frame(matrix, bookings.index)
         explained = top_reasons(model, bookings, features, k=reasons)
         scores = pd.concat([scores, reason_columns(explained, k=reasons)], axis=1)
     return scores

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
@@ -13,12 +14,20 @@ from sklearn.metrics import (
 )
 
 from booking_platform.core.calibration import IDENTITY, METHODS, NONE, Calibrator, fit_calibrator
-from booking_platform.core.features import SCORED_ON, FeatureBuilder
+from booking_platform.core.features import (
+    SCORED_ON,
+    FeatureBuilder,
+    booking_columns,
+    feature_matrix,
+)
 from booking_platform.core.metrics import (
     DECISION_THRESHOLD,
     calibration_error,
     classification_metrics,
 )
+
+if TYPE_CHECKING:
+    import lleaves
 
 SEED = 42
 N_JOBS = 2  # the machine has 2 cores; LightGBM's default can oversubscribe badly
@@ -72,17 +81,30 @@ class CancellationModel:
     calibrator: Calibrator = IDENTITY
 
     def calibrated(self, raw: np.ndarray) -> np.ndarray:
-        """The reported probabilities for the booster's own: every scoring path ends here
-        (predict_proba below; the HTTP service's compiled trees, serving/model_store.py)."""
+        """The reported probabilities for the booster's own (`scores` below)."""
         return self.calibrator.apply(raw)
 
+    def scores(
+        self, matrix: np.ndarray, trees: lleaves.Model | None = None, n_jobs: int = N_JOBS
+    ) -> np.ndarray:
+        """Probabilities of encoded bookings (FeatureBuilder.encode), calibrated: the one scoring
+        path of batch predictions, `predict`, the backtests and the HTTP service. `trees`: the
+        booster compiled (core/compiled_trees.py), when it was: the same probabilities (to
+        ~1e-15), faster (docs/measurements.md, issue 15)."""
+        if trees is not None:
+            return self.calibrated(trees.predict(matrix, n_jobs=n_jobs))
+        return self.calibrated(self.classifier.booster_.predict(matrix, num_threads=n_jobs))
+
     def predict_proba(
-        self, bookings: pd.DataFrame, features: pd.DataFrame | None = None
+        self,
+        bookings: pd.DataFrame,
+        features: pd.DataFrame | None = None,
+        trees: lleaves.Model | None = None,
     ) -> np.ndarray:
         """`features`: builder.transform(bookings), when the caller has built them already."""
         if features is None:
-            features = self.builder.transform(bookings)
-        return self.calibrated(self.classifier.predict_proba(features)[:, 1])
+            return self.scores(self.builder.encode(booking_columns(bookings)), trees)
+        return self.scores(feature_matrix(features), trees)
 
 
 def holdout_start(as_of: date, months: int = HOLDOUT_MONTHS) -> pd.Timestamp:

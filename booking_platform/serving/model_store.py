@@ -1,6 +1,6 @@
 """The models behind the registry aliases, reloaded in the background when an alias moves.
 
-A model is loaded with its trees compiled (serving/compiled.py) before it can be swapped in.
+A model is loaded with its trees compiled (core/compiled_trees.py) before it can be swapped in.
 
 A request reads `ModelStore.current` once: an immutable pair (champion, challenger) of fully
 loaded models. The poller builds a new pair off to the side and swaps that one reference, so
@@ -21,8 +21,8 @@ import lleaves
 import numpy as np
 
 from booking_platform.core import registry
+from booking_platform.core.compiled_trees import compile_trees
 from booking_platform.core.training import CancellationModel
-from booking_platform.serving.compiled import compile_trees
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,7 @@ class LoadedModel:
         """Cancellation probabilities: the batch path's feature code, without pandas, the
         booster's trees compiled, on one thread (the service scales with worker processes), and
         the batch path's calibration (CancellationModel.calibrated)."""
-        return self.model.calibrated(
-            self.trees.predict(self.model.builder.encode(columns), n_jobs=1)
-        )
+        return self.model.scores(self.model.builder.encode(columns), self.trees, n_jobs=1)
 
     def describe(self) -> dict[str, object]:
         return {

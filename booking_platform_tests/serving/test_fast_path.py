@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.compiled_trees import compile_trees, compiled_trees
 from booking_platform.core.features import build_feature_set
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import train_and_validate
-from booking_platform.serving.compiled import compile_trees
 from booking_platform.serving.model_store import LoadedModel
 from booking_platform.serving.schemas import cross_field_errors, parse_bookings, to_columns
 from booking_platform_tests.serving.conftest import as_request
@@ -58,3 +58,32 @@ def test_online_and_batch_probabilities_are_equal_on_real_bookings(
     batch, online = _both_paths(cleaned, date(2017, 5, 1), 20_000, tmp_path / "compiled")
     assert len(online) == 20_000
     np.testing.assert_allclose(online, batch, rtol=0, atol=1e-12)
+
+
+def test_batch_scoring_uses_the_compiled_trees_once_they_exist_with_lightgbms_probabilities(
+    tmp_path: Path,
+) -> None:
+    """Batch scoring and `predict` take the service's compiled trees when the service compiled
+    the model, and LightGBM's own otherwise; both give what LightGBM gives on the features
+    frame (the training path), to 1e-9."""
+    cleaned = clean_bookings(
+        read_bookings(write_csv(make_bookings(6000), tmp_path / "b.csv")).frame
+    )
+    feature_set = build_feature_set(cleaned.cleaned, date(2017, 5, 1))
+    history, _ = feature_set.part("history")
+    model = train_and_validate(history, feature_set.builder, date(2017, 5, 1), FAST).model
+    booster, compiled_dir = model.classifier.booster_, tmp_path / "compiled"
+    lightgbm = model.calibrated(
+        model.classifier.predict_proba(model.builder.transform(cleaned.cleaned))[:, 1]
+    )
+
+    assert compiled_trees(booster, compiled_dir) is None  # never compiled: not compiled here
+    plain = score_bookings(model, cleaned.cleaned, "1")["cancel_probability"].to_numpy()
+    compile_trees(booster, compiled_dir)  # what the service does when it loads the champion
+    trees = compiled_trees(booster, compiled_dir)
+    assert trees is not None
+    fast = score_bookings(model, cleaned.cleaned, "1", trees=trees)["cancel_probability"]
+
+    np.testing.assert_allclose(plain, lightgbm, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fast.to_numpy(), lightgbm, rtol=0, atol=1e-9)
+    assert not np.array_equal(lightgbm, np.full_like(lightgbm, lightgbm[0]))  # scores vary

@@ -5,6 +5,7 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
+from booking_platform.core.compiled_trees import compiled_trees
 from booking_platform.core.explanations import REASONS_PER_BOOKING
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.scoring import score_bookings
@@ -49,8 +50,12 @@ def batch_predictions(
             "to train one for that date"
         )
     open_rows, _ = booking_features.part("open")
+    # the service's compiled trees when it compiled this champion; LightGBM's own otherwise
+    trees = compiled_trees(
+        champion.model.classifier.booster_, platform.settings.compiled_models_path
+    )
     predictions = score_bookings(
-        champion.model, open_rows, champion.version, reasons=REASONS_PER_BOOKING
+        champion.model, open_rows, champion.version, reasons=REASONS_PER_BOOKING, trees=trees
     ).assign(as_of=as_of, scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None))
     with warehouse.connect() as connection:
         replace_predictions(connection, as_of, predictions)
@@ -63,6 +68,7 @@ def batch_predictions(
             "rows": len(predictions),
             "as_of": str(as_of),
             "model_version": champion.version,
+            "compiled_trees": trees is not None,
             "model_version_url": dg.MetadataValue.url(
                 mlflow_registry.version_url(champion.version)
             ),

@@ -1,4 +1,5 @@
-"""A model's trees compiled to machine code (lleaves, on LLVM), which is what the service scores.
+"""A model's trees compiled to machine code (lleaves, on LLVM): what the service scores with, and
+batch scoring and `predict` too once the champion was compiled (CancellationModel.scores).
 
 LightGBM's own `predict` took 12.6 ms of one core for 1,000 bookings through 250 trees, half of
 a request's CPU and on its own a ceiling of ~150k rows/s on two cores before any parsing; the
@@ -22,13 +23,26 @@ import lleaves
 import llvmlite.binding as llvm
 
 
-def compile_trees(booster: lgb.Booster, cache_dir: Path) -> lleaves.Model:
-    """The booster's trees as a native function, from `cache_dir` when compiled before."""
-    text = booster.model_to_string()
+def _cache_key(text: str) -> str:
     # the object code is specific to the model, the compiler and the CPU it was built for
     target = [version("lleaves"), version("llvmlite"), llvm.get_host_cpu_name()]
     target.append(llvm.get_host_cpu_features().flatten())
-    key = hashlib.sha256("\n".join([*target, text]).encode()).hexdigest()[:32]
+    return hashlib.sha256("\n".join([*target, text]).encode()).hexdigest()[:32]
+
+
+def compiled_trees(booster: lgb.Booster, cache_dir: Path) -> lleaves.Model | None:
+    """The booster's trees from `cache_dir` when they were compiled before (by the service),
+    else None: batch scoring does not pay the compilation for a model it scores once."""
+    text = booster.model_to_string()
+    if not (cache_dir / f"{_cache_key(text)}.o").exists():
+        return None
+    return compile_trees(booster, cache_dir, text)
+
+
+def compile_trees(booster: lgb.Booster, cache_dir: Path, text: str | None = None) -> lleaves.Model:
+    """The booster's trees as a native function, from `cache_dir` when compiled before."""
+    text = text or booster.model_to_string()
+    key = _cache_key(text)
     cache_dir.mkdir(parents=True, exist_ok=True)
     cached = cache_dir / f"{key}.o"
     with tempfile.TemporaryDirectory() as scratch:
