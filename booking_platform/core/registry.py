@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.data.pandas_dataset import PandasDataset
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -92,6 +93,26 @@ def use_store(tracking_uri: str, artifact_root: Path) -> str:
         return experiment.experiment_id
 
 
+SCHEMA_SAMPLE_ROWS = 1000
+
+
+def dataset(frame: pd.DataFrame, name: str, targets: str | None = None) -> PandasDataset:
+    """`frame` as an MLflow dataset, its schema inferred from a few rows of each kind.
+
+    MLflow infers a dataset's schema by looking at every value of every column: for the training
+    features and the holdout, 17 of the 39 s candidate_model took under cProfile (2026-12-02).
+    A column's type is its dtype's, and whether it is required depends only on whether a value
+    is missing: the first rows plus the first row missing each column give the same schema.
+    """
+    logged = mlflow.data.from_pandas(frame, name=name, targets=targets)
+    missing = frame.isna()
+    rows = missing.index[missing.to_numpy().argmax(axis=0)[missing.any().to_numpy()]]
+    sample = pd.concat([frame.head(SCHEMA_SAMPLE_ROWS), frame.loc[rows.unique()]])
+    sampled = PandasDataset(sample, source=logged.source, digest=logged.digest)
+    vars(logged)["schema"] = sampled.schema  # a cached_property: what to_dict() logs
+    return logged
+
+
 def log_candidate(
     experiment_id: str,
     validated: ValidatedModel,
@@ -126,11 +147,11 @@ def log_candidate(
         mlflow.log_metrics({f"holdout_{k}": v for k, v in validated.metrics.items()})
         train_end = validated.model.train_end
         mlflow.log_input(
-            mlflow.data.from_pandas(training_features, name=f"history features to {train_end}"),
+            dataset(training_features, name=f"history features to {train_end}"),
             context="training",
         )
         mlflow.log_input(
-            mlflow.data.from_pandas(
+            dataset(
                 validated.holdout,
                 name=f"holdout arrivals {validated.holdout_start.date()} to {train_end}",
                 targets="is_canceled",

@@ -5,6 +5,7 @@ from datetime import date
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
@@ -92,3 +93,32 @@ def test_using_a_store_leaves_the_persons_mlflow_setting_alone(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     registry.use_store(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "artifacts")
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5999"
+
+
+def test_a_logged_dataset_has_the_schema_mlflow_infers_from_every_row() -> None:
+    """The schema comes from a sample: a value missing only far down a column must still make
+    the column optional, as MLflow's own inference over every row does."""
+    rows = 3 * registry.SCHEMA_SAMPLE_ROWS
+    frame = pd.DataFrame(
+        {
+            "hotel": pd.Categorical(["City Hotel", "Resort Hotel"] * (rows // 2)),
+            "agent": np.arange(rows, dtype="float64"),
+            "country": ["PRT"] * rows,
+            "arrival_date": pd.date_range("2016-01-01", periods=rows, freq="h"),
+            "adults": np.ones(rows, dtype="int64"),
+        }
+    )
+    frame.loc[rows - 10, "agent"] = np.nan
+    frame.loc[rows - 5, "country"] = None
+    logged = registry.dataset(frame, name="late gaps", targets="adults")
+    full = mlflow.data.from_pandas(frame, name="late gaps", targets="adults")
+    assert logged.schema == full.schema
+    assert logged.to_dict() == full.to_dict()
+    required = {spec.name: spec.required for spec in logged.schema.inputs}
+    assert required == {
+        "hotel": True,
+        "agent": False,
+        "country": False,
+        "arrival_date": True,
+        "adults": True,
+    }
