@@ -13,9 +13,12 @@ import numpy as np
 import pandas as pd
 
 from booking_platform.core.bounds import NUMBER_BOUNDS, number_problems, out_of_bounds
-from booking_platform.core.source import CATEGORY_LEVELS, FEATURE_SOURCE_COLUMNS, OUTCOME_COLUMNS
+from booking_platform.core.source import (
+    FEATURE_SOURCE_COLUMNS,
+    HOTEL_NAME,
+    OUTCOME_COLUMNS,
+)
 
-HOTELS = CATEGORY_LEVELS["hotel"]
 RESERVATION_STATUSES = ("Canceled", "Check-Out", "No-Show")
 # NA means "none" for these columns in the PMS export (README of the data set).
 NA_FILL = {"children": 0.0, "agent": 0.0, "company": 0.0, "country": "Unknown"}
@@ -86,7 +89,8 @@ def _reasons(raw: pd.DataFrame, typed: pd.DataFrame, as_of: date | None) -> pd.S
     per_row = [number_problems(c, pd.to_numeric(raw[c], errors="coerce"), raw[c]) for c in numbers]
     rules: dict[str, pd.Series] = {"missing value in " + c: raw[c].isna() for c in required}
     rules |= {
-        "unknown hotel": ~typed["hotel"].isin(HOTELS),
+        "hotel name not a name": typed["hotel"].notna()
+        & ~typed["hotel"].astype(str).str.fullmatch(HOTEL_NAME),
         # a year or day missing or out of bounds is named as such, not once more here
         "impossible arrival date": typed["arrival_date"].isna()
         & typed[["arrival_date_year", "arrival_date_day_of_month"]].notna().all(axis=1),

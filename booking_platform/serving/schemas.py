@@ -28,12 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from booking_platform.core.bounds import NUMBER_BOUNDS
 from booking_platform.core.cleaning import NA_FILL
 from booking_platform.core.features import ALLOWED_SOURCE_COLUMNS, POST_BOOKING
-from booking_platform.core.source import CATEGORY_LEVELS, FEATURE_SOURCE_COLUMNS
+from booking_platform.core.source import CATEGORY_LEVELS, FEATURE_SOURCE_COLUMNS, HOTEL_NAME
 
 SCHEMA_DTYPES = {"str": object, "int": "int64", "float": "float64"}
 MONTHS = CATEGORY_LEVELS["arrival_date_month"]
 MONTH_NUMBER = {name: i for i, name in enumerate(MONTHS, 1)}
 TEXT_PATTERNS = {  # open vocabularies: the form the export uses
+    "hotel": rf"^{HOTEL_NAME}$",  # as cleaning checks it
     "country": rf"^([A-Z]{{2,3}}|{NA_FILL['country']})$",  # as cleaning fills NA too
     "reserved_room_type": r"^[A-Z]$",
     "assigned_room_type": r"^[A-Z]$",

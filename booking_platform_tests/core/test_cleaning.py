@@ -37,6 +37,21 @@ def test_invalid_rows_are_quarantined_with_reasons(tmp_path: Path) -> None:
     assert result.quarantined.loc[0, "adr"] == "-5.0"
 
 
+def test_a_new_hotel_is_a_booking_and_a_name_that_is_not_one_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    """Hotel names are open (a chain adds hotels): a new name is cleaned like the others, while a
+    value that is not a name is quarantined with the column named."""
+    frame = make_bookings(10)
+    frame.loc[0, "hotel"] = "Harbour Hotel 7"
+    frame.loc[1, "hotel"] = "<script>"
+    frame.loc[2, "hotel"] = "x" * 81
+    result = clean_bookings(_raw(frame, tmp_path))
+    reasons = dict(zip(result.quarantined["booking_id"], result.quarantined["reason"], strict=True))
+    assert reasons == {2: "hotel name not a name", 3: "hotel name not a name"}
+    assert "Harbour Hotel 7" in set(result.cleaned["hotel"])
+
+
 def test_types_dates_and_na_fills(tmp_path: Path) -> None:
     frame = make_bookings(40)
     frame.loc[0, ["children", "country", "agent"]] = [None, None, None]

@@ -103,7 +103,8 @@ BOOKING = {
         ({"adr": "cheap"}, ["body", "adr"], "float_type"),
         ({"lead_time": 3.5}, ["body", "lead_time"], "int_type"),
         ({"adults": True}, ["body", "adults"], "int_type"),
-        ({"hotel": None}, ["body", "hotel"], "literal_error"),
+        ({"hotel": None}, ["body", "hotel"], "string_type"),
+        ({"hotel": "<script>"}, ["body", "hotel"], "string_pattern_mismatch"),
         ({"meal": "XX"}, ["body", "meal"], "literal_error"),
         ({"market_segment": "Space"}, ["body", "market_segment"], "literal_error"),
         ({"arrival_date_month": "Juin"}, ["body", "arrival_date_month"], "literal_error"),
@@ -150,6 +151,8 @@ def test_missing_fields_bad_json_and_list_positions_are_named(api) -> None:
         k: v for k, v in BOOKING.items() if k not in ("children", "agent", "company", "country")
     }
     assert api.post("/predict", json=lean).status_code == 200
+    # hotel names are open: a hotel the model never saw is scored (as an unseen level)
+    assert api.post("/predict", json={**BOOKING, "hotel": "Harbour Hotel 7"}).status_code == 200
     listed = api.post("/predict", json=[BOOKING, BOOKING, {**BOOKING, "adr": "x"}])
     assert listed.status_code == 422
     assert listed.json()["detail"][0]["loc"] == ["body", 2, "adr"]
