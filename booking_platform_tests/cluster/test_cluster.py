@@ -186,9 +186,7 @@ def test_the_main_job_then_a_scoring_backfill_run_side_by_side_on_the_workers(
         run = record.dagster_run
         assert rows[run.tags["dagster/partition"]] == _scored_rows(run_events(instance, run.run_id))
 
-    champion = cluster.mlflow().get_model_version_by_alias(
-        MODEL_NAME, CHAMPION
-    )
+    champion = cluster.mlflow().get_model_version_by_alias(MODEL_NAME, CHAMPION)
     assert champion.version == "1"
     assert cluster.storage_errors() == []
 
@@ -210,9 +208,7 @@ def test_two_promotions_queued_together_run_one_after_the_other(
     # whichever ran first, the alias is on the newest training data, and each date's
     # predictions are the champion's as of that date (a model trained later never scores it)
     trained = _trained_as_of(cluster)
-    holder = cluster.mlflow().get_model_version_by_alias(
-        MODEL_NAME, CHAMPION
-    )
+    holder = cluster.mlflow().get_model_version_by_alias(MODEL_NAME, CHAMPION)
     assert trained[holder.version] == max(trained.values()), (holder.version, trained)
     scored = _versions_by_date(cluster.predictions())
     for as_of in BACKFILL_DATES[:2]:

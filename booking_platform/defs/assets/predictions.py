@@ -8,14 +8,13 @@ import pandas as pd
 from booking_platform.core.explanations import REASONS_PER_BOOKING
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.scoring import score_bookings
+from booking_platform.core.tables import PREDICTIONS
 from booking_platform.core.warehouse import replace_predictions
 from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.modeling import registered_model
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 from booking_platform.defs.retries import passing_errors_retried
-
-PREDICTIONS_TABLE = "predictions"
 
 
 @dg.asset(
@@ -59,7 +58,7 @@ def batch_predictions(
     )
     return dg.MaterializeResult(
         metadata={
-            "table": f"{platform.settings.warehouse_location}::predictions",
+            "table": f"{platform.settings.warehouse_location}::{PREDICTIONS.name}",
             "rows": len(predictions),
             "as_of": str(as_of),
             "model_version": champion.version,
