@@ -258,6 +258,12 @@ def column_types(connection: duckdb.DuckDBPyConnection, name: str) -> dict[str, 
     }
 
 
+def count_rows(connection: Any, name: str, as_of: date | None = None) -> int:
+    """Rows of a table, or of its `as_of` slice."""
+    where, parameters = (" WHERE as_of = ?", [as_of]) if as_of is not None else ("", [])
+    return connection.execute(f'SELECT count(*) FROM "{name}"{where}', parameters).fetchone()[0]
+
+
 def booking_rows(connection: Any, table: str, booking_id: int, order_by: str = "") -> pd.DataFrame:
     """The rows of one booking in a table (empty when the table or the booking is missing)."""
     if not table_exists(connection, table):

@@ -34,6 +34,7 @@ from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import PlatformSettings, Warehouse
+from booking_platform.defs.table_metadata import table_metadata
 
 
 class NetDemandConfig(dg.Config):
@@ -136,6 +137,7 @@ def net_demand(
     ).assign(model_version=",".join(sorted(scores["model_version"].astype(str).unique())))
     with warehouse.connect() as connection:
         replace_slices(connection, as_of, {NET_DEMAND.name: nights})
+        stored = table_metadata(connection, NET_DEMAND, as_of)
         (newest,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_BOOKINGS.name}").fetchone()
         updated = _realised_for_stored_forecasts(connection, newest)
         realised = (
@@ -150,6 +152,7 @@ def net_demand(
     )
     metadata: dict[str, object] = {
         "table": f"{platform.settings.warehouse_location}::{NET_DEMAND.name}",
+        **stored,
         "as_of": str(as_of),
         "nights": len(nights),
         "horizon_days": config.horizon_days,
@@ -206,10 +209,12 @@ def estimated_performance(
     table = estimate_by_arrival_month(scored[["arrival_date", "cancel_probability"]])
     with warehouse.connect() as connection:
         replace_slices(connection, as_of, {ESTIMATED_PERFORMANCE.name: table})
+        stored = table_metadata(connection, ESTIMATED_PERFORMANCE, as_of)
     context.log.info(f"estimated performance as of {as_of}: {len(table)} arrival month(s)")
     month_ahead = table.iloc[0] if len(table) else None
     metadata: dict[str, object] = {
         "table": f"{platform.settings.warehouse_location}::{ESTIMATED_PERFORMANCE.name}",
+        **stored,
         "as_of": str(as_of),
         "method": "CBPE (NannyML's confidence-based performance estimation): assumes the "
         "champion's probabilities are calibrated",

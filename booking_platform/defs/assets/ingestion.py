@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.contracts import bookings_contract
 from booking_platform.core.export_audit import check_as_of_inside
 from booking_platform.core.snapshots import snapshot_path
 from booking_platform.core.source import read_bookings, resolve_source
@@ -18,11 +19,18 @@ from booking_platform.core.tables import (
     QUARANTINED_BOOKINGS,
     RAW_BOOKINGS,
 )
-from booking_platform.core.warehouse import publish_slices, read_slice, replace_slices, staged_name
+from booking_platform.core.warehouse import (
+    column_types,
+    publish_slices,
+    read_slice,
+    replace_slices,
+    staged_name,
+)
 from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import PlatformSettings, Warehouse
 from booking_platform.defs.retries import passing_errors_retried
+from booking_platform.defs.table_metadata import table_metadata
 
 OUTCOME_FIELDS = ["booking_id", "arrival_date", "is_canceled"]
 # a run tagged with it may publish an export that shrinks by more than the allowed share
@@ -74,6 +82,9 @@ def raw_bookings(
                 staged_name(ACCEPTED_EXPORTS.name): manifest,
             },
         )
+        stored = table_metadata(
+            connection, RAW_BOOKINGS, as_of, name=staged_name(RAW_BOOKINGS.name)
+        )
     context.log.info(f"staged {len(source.frame):,} rows from {path}")
     return dg.MaterializeResult(
         metadata={
@@ -83,6 +94,7 @@ def raw_bookings(
             "landed_snapshot": landed is not None,
             "columns": len(source.frame.columns),
             "table": staged_name(RAW_BOOKINGS.name),
+            **stored,
         }
     )
 
@@ -115,6 +127,13 @@ def cleaned_bookings(
                 staged_name(QUARANTINED_BOOKINGS.name): quarantined,
             },
         )
+        stored = table_metadata(
+            connection,
+            CLEANED_BOOKINGS,
+            as_of,
+            bookings_contract(result.cleaned.columns, as_of),
+            name=staged_name(CLEANED_BOOKINGS.name),
+        )
     reasons = result.quarantined["reason"].value_counts().to_dict()
     context.log.info(f"cleaned {len(result.cleaned):,}, quarantined {len(result.quarantined):,}")
     arrivals = (
@@ -131,6 +150,7 @@ def cleaned_bookings(
             "quarantine_reasons": dg.MetadataValue.json(reasons),
             "arrivals": arrivals,
             "table": staged_name(CLEANED_BOOKINGS.name),
+            **stored,
         }
     )
 
@@ -160,6 +180,9 @@ def accepted_bookings(
                 "materialise raw_bookings and cleaned_bookings in the same run"
             )
         published = publish_slices(connection, as_of, [table.name for table in PUBLISHED_TOGETHER])
+        # the cleaned bookings stand for the four: what every later asset reads
+        contract = bookings_contract(column_types(connection, CLEANED_BOOKINGS.name), as_of)
+        stored = table_metadata(connection, CLEANED_BOOKINGS, as_of, contract)
     context.log.info(f"published as of {as_of}: {published}")
     return dg.MaterializeResult(
         metadata={
@@ -168,6 +191,7 @@ def accepted_bookings(
             "source": dg.MetadataValue.path(str(manifest["source"].iloc[0])),
             "sha256": str(manifest["sha256"].iloc[0]),
             "warehouse": dg.MetadataValue.path(str(platform.settings.warehouse_path)),
+            **stored,
         }
     )
 

@@ -22,6 +22,7 @@ from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 from booking_platform.defs.retries import passing_errors_retried
+from booking_platform.defs.table_metadata import table_metadata
 
 
 @dg.asset(**stage("monitoring"), kinds={"evidently"}, partitions_def=as_of_partitions)
@@ -90,6 +91,7 @@ def realised_performance(
         ).df()
         table = performance.realised_performance(predictions, outcomes, as_of)
         replace_tables(connection, {REALISED_PERFORMANCE.name: table})
+        stored = table_metadata(connection, REALISED_PERFORMANCE)
     # the months the retraining policy acts on, chosen by the policy itself
     recent = recent_performance(table, RetrainingPolicy())
     context.log.info(f"realised performance over {len(table)} month(s); recent: {recent}")
@@ -97,6 +99,7 @@ def realised_performance(
         keys.AS_OF: str(as_of),
         "months": len(table),
         "table": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
+        **stored,
     }
     if recent is not None:
         metadata[keys.WORST_RECENT_ROC_AUC] = round(recent.worst_roc_auc, 4)

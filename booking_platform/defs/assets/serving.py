@@ -9,6 +9,7 @@ from booking_platform.core.warehouse import replace_tables
 from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.ingestion import accepted_bookings, latest_outcomes
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
+from booking_platform.defs.table_metadata import table_metadata
 
 
 @dg.asset(**stage("monitoring"), deps=[accepted_bookings], kinds={"sqlite", "duckdb"})
@@ -26,7 +27,9 @@ def ab_test_report(
         as_of, outcomes = latest_outcomes(connection)
         table = ab_test.ab_test_report(log, outcomes, as_of)
         replace_tables(connection, {AB_TEST_REPORT.name: table})
+        stored = table_metadata(connection, AB_TEST_REPORT)
     metadata: dict[str, object] = {
+        **stored,
         "as_of": str(as_of),
         "log": dg.MetadataValue.path(str(settings.online_predictions_path)),
         "logged_predictions": len(log),
