@@ -29,6 +29,7 @@ from rich.table import Table
 
 from booking_platform.core import warehouse
 from booking_platform.core.scaled_export import scale_export
+from booking_platform.core.tables import CLEANED_BOOKINGS, PREDICTIONS, QUARANTINED_BOOKINGS
 
 CLI = REPO_ROOT / ".venv" / "bin" / "booking-platform"
 MEMORY_TARGET_BYTES = 4 * 1024**3
@@ -76,10 +77,13 @@ def _step_windows(home: Path) -> dict[str, tuple[float, float]]:
 def _check_tables(home: Path, rows: int) -> list[str]:
     """What is wrong with the job's tables (empty when nothing is)."""
     with warehouse.connect(home / "warehouse.duckdb", read_only=True) as connection:
-        cleaned = connection.execute("SELECT count(*) FROM cleaned_bookings").fetchone()[0]
-        refused = connection.execute("SELECT count(*) FROM quarantined_bookings").fetchone()[0]
+        count = f"SELECT count(*) FROM {CLEANED_BOOKINGS.name}"
+        cleaned = connection.execute(count).fetchone()[0]
+        count = f"SELECT count(*) FROM {QUARANTINED_BOOKINGS.name}"
+        refused = connection.execute(count).fetchone()[0]
         slices = connection.execute(
-            "SELECT as_of, count(*), count(DISTINCT booking_id) FROM predictions GROUP BY as_of"
+            "SELECT as_of, count(*), count(DISTINCT booking_id) "
+            f"FROM {PREDICTIONS.name} GROUP BY as_of"
         ).fetchall()
     problems = []
     if cleaned + refused != rows:

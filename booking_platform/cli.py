@@ -48,6 +48,7 @@ from booking_platform.core.source import (
     read_bookings,
     resolve_source,
 )
+from booking_platform.core.tables import CLEANED_BOOKINGS, PREDICTIONS, QUARANTINED_BOOKINGS
 from booking_platform.core.training import SEED
 from booking_platform.runtime import execute_as_of, prepare_dagster_home, recover_dead_runs
 
@@ -498,8 +499,8 @@ def _scored_by(settings: Settings, as_of: date) -> str:
     until the next run as of that date (or predictions_level_sensor) scores them again."""
     with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         versions = (
-            sorted(set(warehouse.read_slice(connection, "predictions", as_of)["model_version"]))
-            if warehouse.table_exists(connection, "predictions")
+            sorted(set(warehouse.read_slice(connection, PREDICTIONS.name, as_of)["model_version"]))
+            if warehouse.table_exists(connection, PREDICTIONS.name)
             else []
         )
     registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
@@ -673,19 +674,21 @@ def explain_booking(settings: Settings, booking_id: int) -> int:
         return _refuse("no warehouse yet: run `make run` first")
     with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         scored = warehouse.booking_rows(
-            connection, "predictions", booking_id, "as_of DESC, scored_at DESC"
+            connection, PREDICTIONS.name, booking_id, "as_of DESC, scored_at DESC"
         )
         # one row per export (as-of date) that held the booking: show it as last known
-        booking = warehouse.booking_rows(connection, "cleaned_bookings", booking_id, "as_of DESC")
+        booking = warehouse.booking_rows(
+            connection, CLEANED_BOOKINGS.name, booking_id, "as_of DESC"
+        )
         quarantined = warehouse.booking_rows(
-            connection, "quarantined_bookings", booking_id, "as_of DESC"
+            connection, QUARANTINED_BOOKINGS.name, booking_id, "as_of DESC"
         )
     where = settings.warehouse_location
     if booking.empty:
         detail = (
             f"it was quarantined: {quarantined['reason'].iloc[0]}"
             if not quarantined.empty
-            else "it is not in cleaned_bookings"
+            else f"it is not in {CLEANED_BOOKINGS.name}"
         )
         return _refuse(f"unknown booking_id {booking_id} in {where}: {detail}")
     if scored.empty:

@@ -20,6 +20,7 @@ from booking_platform.config import Settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.snapshots import write_snapshot
 from booking_platform.core.source import read_bookings
+from booking_platform.core.tables import PREDICTIONS, RAW_BOOKINGS
 from booking_platform.defs.jobs import MAIN_JOB_NAME
 from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
 from booking_platform_tests.synthetic import make_bookings, write_csv
@@ -315,8 +316,8 @@ def test_backfill_runs_each_landed_snapshot_and_a_bad_one_blocks_nothing(
     assert "bookings_2017-04-01.csv: column 'lead_time' must be numeric" in out
     assert "1 of 2 date(s) succeeded" in out
     with warehouse.connect(home / "warehouse.duckdb", read_only=True) as connection:
-        scored = connection.execute("SELECT DISTINCT as_of FROM predictions").fetchall()
-        sources = connection.execute("SELECT DISTINCT as_of FROM raw_bookings").fetchall()
+        scored = connection.execute(f"SELECT DISTINCT as_of FROM {PREDICTIONS.name}").fetchall()
+        sources = connection.execute(f"SELECT DISTINCT as_of FROM {RAW_BOOKINGS.name}").fetchall()
     assert scored == sources == [(date(2017, 5, 1),)]
 
 

@@ -11,7 +11,7 @@ integer type: a value outside its range or with a fraction is never cast.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,19 +76,6 @@ def out_of_bounds(column: str, values: pd.Series) -> tuple[pd.Series, pd.Series,
     return below, above, fraction
 
 
-def number_problems(column: str, values: pd.Series, written: pd.Series) -> pd.Series:
-    """Per row, what is wrong with `column`'s number ("" when nothing), naming the column and
-    the value as `written` (the raw text)."""
-    bound = NUMBER_BOUNDS[column]
-    below, above, fraction = out_of_bounds(column, values)
-    shown = f"{column} " + written.astype(str)
-    problems = pd.Series("", index=values.index, dtype=object)
-    problems[below.to_numpy()] = shown[below] + f" below {bound.ge:g}"
-    problems[above.to_numpy()] = shown[above] + f" above {bound.le:g}"
-    problems[fraction.to_numpy()] = shown[fraction] + " not a whole number"
-    return problems
-
-
 def whole_numbers(column: str, text: pd.Series) -> tuple[pd.Series, pd.Series]:
     """`text` read exactly as whole numbers within `column`'s bound (no float rounding: "1.1"
     and "1.9" are not 1, and 1e30 is not -9223372036854775808): the values as int64 (0 where
@@ -102,16 +89,42 @@ def whole_numbers(column: str, text: pd.Series) -> tuple[pd.Series, pd.Series]:
     return pd.Series(ints, index=text.index), pd.Series(~valid, index=text.index)
 
 
-def pandera_columns(present: Iterable[str]) -> dict[str, pa.Column]:
-    """The bounds as pandera columns (nullable: missingness is another rule), for those of
-    `present` that have one: what a pandera schema of a bookings table is built from."""
+# the name of the checks pandera_columns makes: a failure of one is reported with its value
+BOUND_CHECK = "bound"
+
+
+def pandera_columns(present: Iterable[str], required: Collection[str] = ()) -> dict[str, pa.Column]:
+    """The bounds as pandera columns, for those of `present` that have one: what a pandera schema
+    of a bookings table is built from (core/contracts.py). A column may be missing (NA) unless
+    it is `required`. Each failure reads as the quarantine words it ("below 0", "above 100",
+    "not a whole number"); each check's description states the rule (">= 0")."""
     import pandera.pandas as pa  # noqa: PLC0415 (slow to import; the CLI's scoring never needs it)
 
     columns = {}
     for column in (c for c in present if c in NUMBER_BOUNDS):
         bound = NUMBER_BOUNDS[column]
-        checks = [pa.Check.in_range(bound.ge, bound.le)]
+        checks = [
+            pa.Check.ge(
+                bound.ge,
+                name=BOUND_CHECK,
+                error=f"below {bound.ge:g}",
+                description=f">= {bound.ge:g}",
+            ),
+            pa.Check.le(
+                bound.le,
+                name=BOUND_CHECK,
+                error=f"above {bound.le:g}",
+                description=f"<= {bound.le:g}",
+            ),
+        ]
         if bound.integer:
-            checks.append(pa.Check(lambda s: s == np.floor(s), error="whole number"))
-        columns[column] = pa.Column(checks=checks, nullable=True)
+            checks.append(
+                pa.Check(
+                    lambda s: ~np.isfinite(s) | (s == np.floor(s)),
+                    name=BOUND_CHECK,
+                    error="not a whole number",
+                    description="whole number",
+                )
+            )
+        columns[column] = pa.Column(checks=checks, nullable=column not in required)
     return columns

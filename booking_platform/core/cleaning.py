@@ -1,7 +1,8 @@
 """From raw text to typed bookings: real dates, NA handling, and a quarantine for invalid rows.
 
 Nothing is dropped silently: every raw row ends up either in the cleaned frame or in the
-quarantine frame with a reason (raw = cleaned + quarantined, by count).
+quarantine frame with a reason (raw = cleaned + quarantined, by count). What is valid is the
+bookings contract's to say (core/contracts.py); the reason lists the rules a row breaks.
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from booking_platform.core.bounds import NUMBER_BOUNDS, number_problems, out_of_bounds
-from booking_platform.core.source import (
-    FEATURE_SOURCE_COLUMNS,
-    HOTEL_NAME,
-    OUTCOME_COLUMNS,
-)
-
-RESERVATION_STATUSES = ("Canceled", "Check-Out", "No-Show")
-# NA means "none" for these columns in the PMS export (README of the data set).
-NA_FILL = {"children": 0.0, "agent": 0.0, "company": 0.0, "country": "Unknown"}
+from booking_platform.core.bounds import out_of_bounds
+from booking_platform.core.contracts import NA_FILL, quarantine_reasons
+from booking_platform.core.source import FEATURE_SOURCE_COLUMNS, OUTCOME_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -79,60 +73,6 @@ def type_bookings(raw: pd.DataFrame) -> pd.DataFrame:
     return typed
 
 
-def _reasons(raw: pd.DataFrame, typed: pd.DataFrame, as_of: date | None) -> pd.Series:
-    """One text per row: every rule the row breaks, joined by '; ' (empty when valid).
-
-    A number outside its bound is named with its column and the value as written."""
-    required = [c for c in FEATURE_SOURCE_COLUMNS if c not in NA_FILL and c in raw]
-    guests = typed["adults"] + typed["children"] + typed["babies"]
-    numbers = [c for c in NUMBER_BOUNDS if c in raw and c != "booking_id"]
-    per_row = [number_problems(c, pd.to_numeric(raw[c], errors="coerce"), raw[c]) for c in numbers]
-    rules: dict[str, pd.Series] = {"missing value in " + c: raw[c].isna() for c in required}
-    rules |= {
-        "hotel name not a name": typed["hotel"].notna()
-        & ~typed["hotel"].astype(str).str.fullmatch(HOTEL_NAME),
-        # a year or day missing or out of bounds is named as such, not once more here
-        "impossible arrival date": typed["arrival_date"].isna()
-        & typed[["arrival_date_year", "arrival_date_day_of_month"]].notna().all(axis=1),
-        "zero guests": guests <= 0,
-    }
-    if "is_canceled" in typed:
-        status_date = typed["reservation_status_date"]
-        cancelled = typed["reservation_status"].isin(("Canceled", "No-Show"))
-        outcome_known = raw[list(OUTCOME_COLUMNS)].notna()
-        # a snapshot leaves all three outcome columns empty for a booking still open on its date
-        has_outcome = outcome_known.any(axis=1)
-        rules |= {
-            "outcome columns partly empty": has_outcome & ~outcome_known.all(axis=1),
-            "unknown reservation_status": has_outcome
-            & ~typed["reservation_status"].isin(RESERVATION_STATUSES),
-            "is_canceled disagrees with reservation_status": (
-                typed["is_canceled"].eq(1) != cancelled
-            )
-            & typed["reservation_status"].isin(RESERVATION_STATUSES),
-            "impossible reservation_status_date": has_outcome & status_date.isna(),
-            "reservation_status_date before booking date": status_date < typed["booking_date"],
-            "check-out dated before arrival": (
-                typed["reservation_status"].eq("Check-Out") & (status_date < typed["arrival_date"])
-            ),
-        }
-        if as_of is not None:
-            rules["arrived before the snapshot date but has no outcome"] = ~has_outcome & (
-                typed["arrival_date"] < pd.Timestamp(as_of)
-            )
-    texts = per_row + [
-        pd.Series(np.where(broken.fillna(False).to_numpy(dtype=bool), text, ""), typed.index)
-        for text, broken in rules.items()
-    ]
-    reasons = pd.Series("", index=typed.index, dtype=object)
-    for problems in texts:
-        broken = (problems != "").to_numpy()
-        reasons[broken] = np.where(
-            reasons[broken] == "", problems[broken], reasons[broken] + "; " + problems[broken]
-        )
-    return reasons
-
-
 def clean_bookings(raw: pd.DataFrame, as_of: date | None = None) -> CleaningResult:
     """Type the raw text frame and split it into cleaned and quarantined rows.
 
@@ -140,7 +80,7 @@ def clean_bookings(raw: pd.DataFrame, as_of: date | None = None) -> CleaningResu
     after `as_of`; `is_canceled` is then NA, so the column is nullable (`history` makes it int).
     """
     typed = type_bookings(raw)
-    reasons = _reasons(raw, typed, as_of)
+    reasons = quarantine_reasons(raw, typed, as_of)
     invalid = reasons != ""
     quarantined = raw[invalid].copy()
     quarantined["reason"] = reasons[invalid]

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from booking_platform.core import warehouse
+from booking_platform.core.tables import FAILED_RUNS
 
-FAILED_RUNS_TABLE = "failed_runs"
 WEBHOOK_TIMEOUT_SECONDS = 10
 
 
@@ -34,14 +34,14 @@ class FailedRun:
 
 
 def record_failure(connection: Any, failure: FailedRun) -> None:
-    """Add the failure to FAILED_RUNS_TABLE (DuckDB or PostgreSQL, core/warehouse.connect);
+    """Add the failure to the failed_runs table (DuckDB or PostgreSQL, core/warehouse.connect);
     recording the same run and step again replaces it."""
     rows = pd.DataFrame([asdict(failure)])
-    if warehouse.table_exists(connection, FAILED_RUNS_TABLE):
-        kept = warehouse.read_table(connection, FAILED_RUNS_TABLE)
+    if warehouse.table_exists(connection, FAILED_RUNS.name):
+        kept = warehouse.read_table(connection, FAILED_RUNS.name)
         same = (kept["run_id"] == failure.run_id) & (kept["step"] == failure.step)
         rows = pd.concat([kept[~same], rows], ignore_index=True)
-    warehouse.replace_tables(connection, {FAILED_RUNS_TABLE: rows})
+    warehouse.replace_tables(connection, {FAILED_RUNS.name: rows})
 
 
 def post_webhook(url: str, failures: list[FailedRun]) -> None:

@@ -31,10 +31,8 @@ from scipy.stats import norm
 from booking_platform.core import warehouse
 from booking_platform.core.cleaning import open_bookings
 from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
+from booking_platform.core.tables import NET_DEMAND, NET_DEMAND_REALISED
 
-NET_DEMAND_TABLE = "net_demand"
-# the realised rooms of each forecast's nights, filled in by later exports
-NET_DEMAND_REALISED_TABLE = "net_demand_realised"
 DEFAULT_HORIZON_DAYS = 120
 DEFAULT_WALK_RISK = 0.05
 INTERVAL_LEVELS = (0.80, 0.95)
@@ -317,24 +315,24 @@ def read_nights(
     rooms where known: from the forecast as of `as_of`, by default the newest made on or before
     `start` (the forecast as it stood before the first night asked). Raises LookupError with
     a one-line reason when there is none."""
-    if not warehouse.table_exists(connection, NET_DEMAND_TABLE):
-        raise LookupError("no net_demand table yet: materialise net_demand (make run)")
+    if not warehouse.table_exists(connection, NET_DEMAND.name):
+        raise LookupError(f"no {NET_DEMAND.name} table yet: materialise net_demand (make run)")
     if as_of is None:
         (as_of,) = connection.execute(
-            f"SELECT max(as_of) FROM {NET_DEMAND_TABLE} WHERE as_of <= ?", [start]
+            f"SELECT max(as_of) FROM {NET_DEMAND.name} WHERE as_of <= ?", [start]
         ).fetchone()
         if as_of is None:
             raise LookupError(f"no net demand forecast made on or before {start}")
         as_of = pd.Timestamp(as_of).date()
-    nights = warehouse.read_slice(connection, NET_DEMAND_TABLE, as_of)
+    nights = warehouse.read_slice(connection, NET_DEMAND.name, as_of)
     if nights.empty:
         raise LookupError(f"no net demand forecast as of {as_of}")
     hotels = sorted(nights["hotel"].unique())
     if hotel not in hotels:
         raise LookupError(f"unknown hotel {hotel!r}: one of {', '.join(hotels)}")
     nights["night"] = pd.to_datetime(nights["night"])
-    if warehouse.table_exists(connection, NET_DEMAND_REALISED_TABLE):
-        realised = warehouse.read_slice(connection, NET_DEMAND_REALISED_TABLE, as_of)
+    if warehouse.table_exists(connection, NET_DEMAND_REALISED.name):
+        realised = warehouse.read_slice(connection, NET_DEMAND_REALISED.name, as_of)
         realised["night"] = pd.to_datetime(realised["night"])
         nights = nights.merge(realised, on=["hotel", "night"], how="left")
     else:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from booking_platform.core.contracts import broken_rows, predictions_contract
 from booking_platform.core.explanations import reason_columns, top_reasons
 from booking_platform.core.features import booking_columns
 from booking_platform.core.training import CancellationModel
@@ -56,16 +57,17 @@ class PredictionAudit:
 
 
 def audit_predictions(predictions: pd.DataFrame, open_booking_ids: pd.Series) -> PredictionAudit:
-    """Compare an as-of date's stored predictions with the bookings open that day."""
+    """Compare an as-of date's stored predictions (`as_of` included) with the bookings open
+    that day."""
     scored, expected = set(predictions["booking_id"]), set(open_booking_ids)
-    probability = predictions["cancel_probability"]
-    # a column missing altogether (rows written before reasons were stored) counts as empty
-    reasons = predictions.reindex(columns=["reason_1", "reasons"])
+    # what a valid prediction is, the contract says; a reason column missing altogether (rows
+    # written before reasons were stored) breaks every row
+    broken = broken_rows(predictions, predictions_contract())
     return PredictionAudit(
         missing=len(expected - scored),
         unexpected=len(scored - expected),
         duplicated=int(predictions["booking_id"].duplicated().sum()),
-        out_of_range=int((~probability.between(0.0, 1.0)).sum()),  # NaN is not between
-        without_reasons=int(reasons.isna().any(axis=1).sum()),
+        out_of_range=len(broken.get("cancel_probability", set())),
+        without_reasons=len(broken.get("reason_1", set()) | broken.get("reasons", set())),
         versions=tuple(sorted(predictions["model_version"].astype(str).unique())),
     )

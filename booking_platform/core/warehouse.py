@@ -21,11 +21,13 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from booking_platform.core.tables import PREDICTIONS
+
 T = TypeVar("T")
 DEFAULT_SCHEMA = "warehouse"
 
-PREDICTIONS_DDL = """
-CREATE TABLE IF NOT EXISTS predictions (
+PREDICTIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {PREDICTIONS.name} (
     booking_id BIGINT NOT NULL,
     cancel_probability DOUBLE PRECISION NOT NULL,
     predicted_cancel BOOLEAN NOT NULL,
@@ -209,20 +211,22 @@ def replace_predictions(connection: Any, as_of: date, predictions: pd.DataFrame)
     """Replace the rows of one as-of date in `predictions`; other dates are kept."""
     connection.execute(PREDICTIONS_DDL)
     for column in PREDICTION_REASON_COLUMNS:
-        connection.execute(f"ALTER TABLE predictions ADD COLUMN IF NOT EXISTS {column} VARCHAR")
+        connection.execute(
+            f"ALTER TABLE {PREDICTIONS.name} ADD COLUMN IF NOT EXISTS {column} VARCHAR"
+        )
     replace_slices(
-        connection, as_of, {"predictions": predictions.drop(columns="as_of", errors="ignore")}
+        connection, as_of, {PREDICTIONS.name: predictions.drop(columns="as_of", errors="ignore")}
     )
 
 
 def latest_predictions(connection: Any, limit: int) -> pd.DataFrame:
     """The newest as-of date's predictions, riskiest first (empty before the first run)."""
-    if not table_exists(connection, "predictions"):
+    if not table_exists(connection, PREDICTIONS.name):
         return pd.DataFrame()
     return connection.execute(
-        """
-        SELECT * FROM predictions
-        WHERE as_of = (SELECT max(as_of) FROM predictions)
+        f"""
+        SELECT * FROM {PREDICTIONS.name}
+        WHERE as_of = (SELECT max(as_of) FROM {PREDICTIONS.name})
         ORDER BY cancel_probability DESC, booking_id
         LIMIT ?
         """,
@@ -252,6 +256,12 @@ def column_types(connection: duckdb.DuckDBPyConnection, name: str) -> dict[str, 
         column: "TIMESTAMP" if kind.startswith("TIMESTAMP") and "TIME ZONE" not in kind else kind
         for column, kind in rows
     }
+
+
+def count_rows(connection: Any, name: str, as_of: date | None = None) -> int:
+    """Rows of a table, or of its `as_of` slice."""
+    where, parameters = (" WHERE as_of = ?", [as_of]) if as_of is not None else ("", [])
+    return connection.execute(f'SELECT count(*) FROM "{name}"{where}', parameters).fetchone()[0]
 
 
 def booking_rows(connection: Any, table: str, booking_id: int, order_by: str = "") -> pd.DataFrame:

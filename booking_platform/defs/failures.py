@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from booking_platform.core.failures import FailedRun, post_webhook, record_failure
+from booking_platform.core.tables import FAILED_RUNS
 from booking_platform.defs.resources import FailureAlerts, Warehouse
 
 PARTITION_TAG = "dagster/partition"
@@ -45,7 +46,7 @@ def failed_steps(context: dg.RunFailureSensorContext, run_url: str) -> list[Fail
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Records every failed run (job, as-of date, failed step, error) in the "
-    "warehouse table failed_runs and POSTs it to the configured webhook, if any.",
+    f"warehouse table {FAILED_RUNS.name} and POSTs it to the configured webhook, if any.",
 )
 def run_failure_recorder(
     context: dg.RunFailureSensorContext, warehouse: Warehouse, failure_alerts: FailureAlerts

@@ -16,3 +16,9 @@ RECENT_MONTHS = "recent_months"
 SEASONAL_REFERENCE = "seasonal_reference"
 RETRAIN_VERDICT = "retrain_verdict"
 DRIFT_SHARE = "drift_share"
+# every asset that writes a warehouse table (defs/table_metadata.py): Dagster's own keys, which
+# Dagit shows as the table's name, size and columns
+TABLE_NAME = "dagster/table_name"
+ROW_COUNT = "dagster/row_count"
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
+COLUMN_SCHEMA = "dagster/column_schema"

@@ -1,13 +1,17 @@
 """The one table of number bounds: complete, consistent with the source schema and the features'
 day index, and what the data check counts against."""
 
-import numpy as np
+from datetime import date
+from pathlib import Path
+
 import pandas as pd
 
 from booking_platform.core.bounds import NUMBER_BOUNDS
+from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.features import DAY_SHIFT, DAY_SPAN, EPOCH
-from booking_platform.core.source import SOURCE_SCHEMA
-from booking_platform.defs.checks import out_of_bounds_counts
+from booking_platform.core.source import SOURCE_SCHEMA, read_bookings
+from booking_platform.defs.checks import contract_violations
+from booking_platform_tests.synthetic import make_bookings, write_csv
 
 
 def test_every_number_of_the_source_schema_has_bounds_of_its_kind() -> None:
@@ -28,14 +32,13 @@ def test_every_date_the_bounds_allow_fits_the_features_day_index() -> None:
     assert (latest - EPOCH).days + DAY_SHIFT < DAY_SPAN
 
 
-def test_the_data_check_counts_rows_out_of_bounds_per_column() -> None:
-    cleaned = pd.DataFrame(
-        {
-            "booking_id": [1, 2, 3, 4],
-            "adults": [2.0, 101.0, 1.5, np.nan],
-            "adr": [90.0, 80.0, -1.0, 1000.0],
-            "hotel": ["City Hotel"] * 4,
-        }
-    )
-    assert out_of_bounds_counts(cleaned) == {"adults": 2, "adr": 1}
-    assert out_of_bounds_counts(cleaned.iloc[[0, 3]]) == {}
+def test_the_data_check_counts_rows_breaking_the_contract_per_column(tmp_path: Path) -> None:
+    frame = make_bookings(40)
+    cleaned = clean_bookings(read_bookings(write_csv(frame, tmp_path / "b.csv")).frame).cleaned
+    as_of = date(2017, 5, 1)
+    assert contract_violations(cleaned, as_of) == {}
+    cleaned["adults"] = cleaned["adults"].astype("float64")
+    cleaned.loc[[0, 1], "adults"] = [101.0, 1.5]
+    cleaned.loc[2, "adr"] = -1.0
+    cleaned.loc[3, ["adults", "children", "babies"]] = [0.0, 0.0, 0]
+    assert contract_violations(cleaned, as_of) == {"adults": 2, "adr": 1, "zero guests": 1}

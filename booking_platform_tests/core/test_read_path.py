@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from booking_platform.core import warehouse
+from booking_platform.core.tables import CLEANED_BOOKINGS
 
 AS_OF = date(2017, 5, 1)
 
@@ -52,7 +53,7 @@ def _ask(session: subprocess.Popen, sql: str) -> str:
 def _write(path: Path, rows: int, lock_wait_seconds: float = 2) -> None:
     frame = pd.DataFrame({"booking_id": range(rows)})
     with warehouse.connect(path, lock_wait_seconds=lock_wait_seconds) as connection:
-        warehouse.replace_slices(connection, AS_OF, {"cleaned_bookings": frame})
+        warehouse.replace_slices(connection, AS_OF, {CLEANED_BOOKINGS.name: frame})
 
 
 def test_an_analyst_on_the_read_copy_never_blocks_a_run(tmp_path: Path) -> None:
@@ -61,13 +62,15 @@ def test_an_analyst_on_the_read_copy_never_blocks_a_run(tmp_path: Path) -> None:
     copy = warehouse.publish_read_copy(path)
     assert copy == tmp_path / "warehouse_read.duckdb"
     with held_open(copy) as analyst:
-        assert _ask(analyst, "SELECT count(*) FROM cleaned_bookings") == "[(3,)]"
+        assert _ask(analyst, f"SELECT count(*) FROM {CLEANED_BOOKINGS.name}") == "[(3,)]"
         _write(path, 5)  # a run writes while the analyst's session stays open
         assert warehouse.publish_read_copy(path, lock_wait_seconds=2) == copy
         # the open session keeps its consistent (older) state; a new one sees the new run
-        assert _ask(analyst, "SELECT count(*) FROM cleaned_bookings") == "[(3,)]"
+        assert _ask(analyst, f"SELECT count(*) FROM {CLEANED_BOOKINGS.name}") == "[(3,)]"
     with warehouse.connect(copy, read_only=True) as connection:
-        assert connection.execute("SELECT count(*) FROM cleaned_bookings").fetchone() == (5,)
+        assert connection.execute(f"SELECT count(*) FROM {CLEANED_BOOKINGS.name}").fetchone() == (
+            5,
+        )
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
 
 

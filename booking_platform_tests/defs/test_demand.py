@@ -17,11 +17,10 @@ from booking_platform.core import warehouse
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.net_demand import (
     DEFAULT_HORIZON_DAYS,
-    NET_DEMAND_REALISED_TABLE,
-    NET_DEMAND_TABLE,
     realised_occupancy,
 )
 from booking_platform.core.source import read_bookings
+from booking_platform.core.tables import NET_DEMAND, NET_DEMAND_REALISED
 from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -54,7 +53,7 @@ def _slice(settings: Settings, table: str, as_of: date) -> pd.DataFrame:
 
 def test_net_demand_holds_every_night_of_the_horizon_per_hotel(demand_home: tuple) -> None:
     settings, _ = demand_home
-    nights = _slice(settings, NET_DEMAND_TABLE, MAY)
+    nights = _slice(settings, NET_DEMAND.name, MAY)
     assert len(nights) == 2 * DEFAULT_HORIZON_DAYS
     assert set(nights["hotel"]) == {"City Hotel", "Resort Hotel"}
     first = pd.to_datetime(nights["night"]).min()
@@ -85,7 +84,7 @@ def test_net_demand_holds_every_night_of_the_horizon_per_hotel(demand_home: tupl
 
 def test_a_later_export_fills_in_the_realised_rooms(demand_home: tuple) -> None:
     settings, _ = demand_home
-    realised = _slice(settings, NET_DEMAND_REALISED_TABLE, MAY)
+    realised = _slice(settings, NET_DEMAND_REALISED.name, MAY)
     nights = pd.to_datetime(realised["night"])
     # July's export knows every night of May and June: 61 nights per hotel
     assert len(realised) == 2 * 61 and nights.max() == pd.Timestamp("2017-06-30")
@@ -97,9 +96,9 @@ def test_a_later_export_fills_in_the_realised_rooms(demand_home: tuple) -> None:
     assert (merged["realised_occupied"] == merged["realised_occupied_expected"].fillna(0)).all()
     assert merged["realised_occupied"].sum() > 0
     # the July forecast's own nights are not known yet, and May's forecast is kept beside it
-    assert _slice(settings, NET_DEMAND_REALISED_TABLE, JULY).empty
-    assert len(_slice(settings, NET_DEMAND_TABLE, MAY)) == 2 * DEFAULT_HORIZON_DAYS
-    assert len(_slice(settings, NET_DEMAND_TABLE, JULY)) == 2 * DEFAULT_HORIZON_DAYS
+    assert _slice(settings, NET_DEMAND_REALISED.name, JULY).empty
+    assert len(_slice(settings, NET_DEMAND.name, MAY)) == 2 * DEFAULT_HORIZON_DAYS
+    assert len(_slice(settings, NET_DEMAND.name, JULY)) == 2 * DEFAULT_HORIZON_DAYS
 
 
 def test_a_failed_replacement_keeps_the_old_slice(demand_home: tuple, tmp_path: Path) -> None:
@@ -107,22 +106,22 @@ def test_a_failed_replacement_keeps_the_old_slice(demand_home: tuple, tmp_path: 
     copy = tmp_path / "warehouse.duckdb"
     copy.write_bytes(settings.warehouse_path.read_bytes())
     with warehouse.connect(copy) as connection:
-        before = warehouse.read_slice(connection, NET_DEMAND_TABLE, MAY)
+        before = warehouse.read_slice(connection, NET_DEMAND.name, MAY)
         good = before.assign(expected_occupied=0.0)
         bad = before.assign(night="not a date")
         with pytest.raises(duckdb.Error):
             # the good half of the replacement is rolled back with the bad half
             warehouse.replace_slices(
-                connection, MAY, {NET_DEMAND_REALISED_TABLE: good.head(3), NET_DEMAND_TABLE: bad}
+                connection, MAY, {NET_DEMAND_REALISED.name: good.head(3), NET_DEMAND.name: bad}
             )
-        after = warehouse.read_slice(connection, NET_DEMAND_TABLE, MAY)
+        after = warehouse.read_slice(connection, NET_DEMAND.name, MAY)
         pd.testing.assert_frame_equal(after, before)
-        assert len(warehouse.read_slice(connection, NET_DEMAND_REALISED_TABLE, MAY)) == 2 * 61
+        assert len(warehouse.read_slice(connection, NET_DEMAND_REALISED.name, MAY)) == 2 * 61
         # a rerun of the same as-of replaces its rows, it does not add to them
-        warehouse.replace_slices(connection, MAY, {NET_DEMAND_TABLE: good})
-        again = warehouse.read_slice(connection, NET_DEMAND_TABLE, MAY)
+        warehouse.replace_slices(connection, MAY, {NET_DEMAND.name: good})
+        again = warehouse.read_slice(connection, NET_DEMAND.name, MAY)
         assert len(again) == len(before) and (again["expected_occupied"] == 0).all()
-        assert len(warehouse.read_slice(connection, NET_DEMAND_TABLE, JULY)) == len(before)
+        assert len(warehouse.read_slice(connection, NET_DEMAND.name, JULY)) == len(before)
 
 
 def test_the_materialisation_shows_a_plot_per_hotel(demand_home: tuple) -> None:
@@ -163,7 +162,7 @@ def test_demand_command_prints_the_nights(
     out = capsys.readouterr().out
     assert "Mon 2017-05-01" in out and "Wed 2017-05-31" in out and "Thu 2017-06-01" not in out
     # realised rooms are shown: July's export graded May's nights
-    nights = _slice(demand_env, NET_DEMAND_REALISED_TABLE, MAY)
+    nights = _slice(demand_env, NET_DEMAND_REALISED.name, MAY)
     first = nights[(nights["hotel"] == "City Hotel")].sort_values("night").iloc[0]
     row = next(line for line in out.splitlines() if "Mon 2017-05-01" in line)
     cells = [cell.strip() for cell in row.strip().strip("│").split("│")]

@@ -16,8 +16,9 @@ from mlflow.exceptions import MlflowException
 
 from booking_platform.config import Settings
 from booking_platform.core import warehouse
-from booking_platform.core.failures import FAILED_RUNS_TABLE, is_passing
+from booking_platform.core.failures import is_passing
 from booking_platform.core.source import SourceError
+from booking_platform.core.tables import FAILED_RUNS
 from booking_platform.defs.assets.ingestion import raw_bookings
 from booking_platform.defs.failures import run_failure_recorder
 from booking_platform.defs.partitions import as_of_partitions
@@ -93,7 +94,7 @@ def test_a_failed_run_is_recorded_with_its_step_and_error_and_sent_to_the_webhoo
     )
     _record_failure(settings, instance, f"{local_server.url}/hooks/failures")
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
-        (row,) = warehouse.read_table(connection, FAILED_RUNS_TABLE).to_dict("records")
+        (row,) = warehouse.read_table(connection, FAILED_RUNS.name).to_dict("records")
     assert row["job_name"] == "booking_platform_job"
     assert row["step"] == "raw_bookings"
     assert row["partition"] == str(SYNTHETIC_AS_OF)
@@ -112,7 +113,7 @@ def test_a_webhook_that_is_down_does_not_lose_the_record(
     _record_failure(settings, instance, f"http://127.0.0.1:{free_port()}/nobody")
     _record_failure(settings, instance, "")
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
-        table = warehouse.read_table(connection, FAILED_RUNS_TABLE)
+        table = warehouse.read_table(connection, FAILED_RUNS.name)
     assert len(table) == 2 and table["run_id"].nunique() == 2
 
 

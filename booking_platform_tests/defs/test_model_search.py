@@ -10,8 +10,8 @@ from mlflow import MlflowClient
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
 from booking_platform.core.search import FAMILIES, TUNED
+from booking_platform.core.tables import MODEL_LEADERBOARD
 from booking_platform.definitions import build_definitions
-from booking_platform.defs.assets.modeling import LEADERBOARD_TABLE
 from booking_platform.defs.jobs import (
     MAIN_JOB_NAME,
     MODEL_SEARCH_JOB_NAME,
@@ -69,7 +69,7 @@ def test_search_leaderboard_feeds_the_next_candidate_and_promotes_nothing(
     assert registry.load_alias_version(MODEL_NAME) is None
 
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
-        table = warehouse.read_slice(connection, LEADERBOARD_TABLE, settings.as_of)
+        table = warehouse.read_slice(connection, MODEL_LEADERBOARD.name, settings.as_of)
     assert set(table["family"]) == {*FAMILIES, TUNED}
     assert len(table[table["family"] == TUNED]) == TINY_BUDGET["trials"]
     complete = table[table["state"] == "complete"]

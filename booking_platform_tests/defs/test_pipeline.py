@@ -10,6 +10,12 @@ from mlflow import MlflowClient
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
+from booking_platform.core.tables import (
+    CLEANED_BOOKINGS,
+    PREDICTIONS,
+    QUARANTINED_BOOKINGS,
+    RAW_BOOKINGS,
+)
 from booking_platform.defs import metadata_keys as keys
 from booking_platform_tests.conftest import (
     ALL_ASSETS,
@@ -56,15 +62,15 @@ def test_main_job_trains_gates_registers_and_scores(
     # gate and batch_predictions' four
     assert len(checks) == 10 and all(c.asset_check_evaluation_data.passed for c in checks)
 
-    ((raw,),) = _query(settings, "SELECT count(*) FROM raw_bookings")
-    ((cleaned,),) = _query(settings, "SELECT count(*) FROM cleaned_bookings")
-    ((quarantined,),) = _query(settings, "SELECT count(*) FROM quarantined_bookings")
+    ((raw,),) = _query(settings, f"SELECT count(*) FROM {RAW_BOOKINGS.name}")
+    ((cleaned,),) = _query(settings, f"SELECT count(*) FROM {CLEANED_BOOKINGS.name}")
+    ((quarantined,),) = _query(settings, f"SELECT count(*) FROM {QUARANTINED_BOOKINGS.name}")
     assert raw == SYNTHETIC_ROWS == cleaned + quarantined
 
     rows = _query(
         settings,
         "SELECT count(*), min(cancel_probability) >= 0, max(cancel_probability) <= 1, "
-        "any_value(model_version), min(as_of), count(DISTINCT booking_id) FROM predictions",
+        f"any_value(model_version), min(as_of), count(DISTINCT booking_id) FROM {PREDICTIONS.name}",
     )
     ((count, low_ok, high_ok, version, as_of, distinct),) = rows
     assert count > 100 and count == distinct and low_ok and high_ok
@@ -72,7 +78,7 @@ def test_main_job_trains_gates_registers_and_scores(
     ((explained, with_json),) = _query(
         settings,
         "SELECT count(reason_3), count(json_extract(reasons, '$[2].contribution')) "
-        "FROM predictions",
+        f"FROM {PREDICTIONS.name}",
     )
     assert explained == with_json == count
 
@@ -133,7 +139,9 @@ def test_a_weak_candidate_is_stopped_by_the_gate_and_the_champion_stays(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     assert run_main_job(settings, instance).success
-    before = _query(settings, "SELECT booking_id, cancel_probability, scored_at FROM predictions")
+    before = _query(
+        settings, f"SELECT booking_id, cancel_probability, scored_at FROM {PREDICTIONS.name}"
+    )
 
     # uncalibrated: its calibration error fails the gate's ceiling (calibrated, it may not)
     weak = run_main_job(settings, instance, params_json=WEAK_PARAMS, calibrate=False)
@@ -153,7 +161,9 @@ def test_a_weak_candidate_is_stopped_by_the_gate_and_the_champion_stays(
     assert not {"registered_model", "batch_predictions"} & started
     assert _champion_version(settings) == "1"
     assert len(MlflowClient().search_model_versions(f"name='{MODEL_NAME}'")) == 1
-    after = _query(settings, "SELECT booking_id, cancel_probability, scored_at FROM predictions")
+    after = _query(
+        settings, f"SELECT booking_id, cancel_probability, scored_at FROM {PREDICTIONS.name}"
+    )
     assert after == before
 
 
@@ -182,7 +192,7 @@ def test_a_bad_source_fails_the_run_and_replaces_nothing(
     tmp_path: Path, settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     assert run_main_job(settings, instance).success
-    before = _query(settings, "SELECT count(*), max(scored_at) FROM predictions")
+    before = _query(settings, f"SELECT count(*), max(scored_at) FROM {PREDICTIONS.name}")
 
     for bad, expected in _bad_sources(tmp_path).items():
         result = run_main_job(replace(settings, source=str(bad)), instance)
@@ -194,8 +204,10 @@ def test_a_bad_source_fails_the_run_and_replaces_nothing(
         message = failure.step_failure_data.error.cause.message
         assert str(bad) in message and expected in message, message
         assert materialized_assets(result) == set()
-        assert _query(settings, "SELECT count(*) FROM raw_bookings") == [(SYNTHETIC_ROWS,)]
-        assert _query(settings, "SELECT count(*), max(scored_at) FROM predictions") == before
+        assert _query(settings, f"SELECT count(*) FROM {RAW_BOOKINGS.name}") == [(SYNTHETIC_ROWS,)]
+        assert (
+            _query(settings, f"SELECT count(*), max(scored_at) FROM {PREDICTIONS.name}") == before
+        )
         assert _champion_version(settings) == "1"
 
 
@@ -210,15 +222,21 @@ def test_invalid_rows_are_quarantined_and_the_run_goes_on(
 
     result = run_main_job(replace(settings, source=str(source)), instance)
     assert result.success
-    quarantined = _query(settings, "SELECT booking_id, reason FROM quarantined_bookings ORDER BY 1")
+    quarantined = _query(
+        settings, f"SELECT booking_id, reason FROM {QUARANTINED_BOOKINGS.name} ORDER BY 1"
+    )
     assert quarantined == [
         (11, "adr -20.0 below 0"),
         (12, "adr -20.0 below 0"),
         (13, "zero guests"),
         (14, "adults 1e308 above 100"),
     ]
-    assert _query(settings, "SELECT count(*) FROM cleaned_bookings") == [(SYNTHETIC_ROWS - 4,)]
-    assert _query(settings, "SELECT min(adults), max(adults) FROM cleaned_bookings") == [(1, 3)]
+    assert _query(settings, f"SELECT count(*) FROM {CLEANED_BOOKINGS.name}") == [
+        (SYNTHETIC_ROWS - 4,)
+    ]
+    assert _query(settings, f"SELECT min(adults), max(adults) FROM {CLEANED_BOOKINGS.name}") == [
+        (1, 3)
+    ]
 
 
 def test_a_new_as_of_adds_predictions_and_keeps_the_old_ones(
@@ -228,7 +246,8 @@ def test_a_new_as_of_adds_predictions_and_keeps_the_old_ones(
     assert _query(settings, "SELECT count(*) FROM realised_performance") == [(0,)]
     assert run_main_job(replace(settings, as_of=date(2017, 7, 1)), instance).success
     by_date = _query(
-        settings, "SELECT as_of, any_value(model_version) FROM predictions GROUP BY 1 ORDER BY 1"
+        settings,
+        f"SELECT as_of, any_value(model_version) FROM {PREDICTIONS.name} GROUP BY 1 ORDER BY 1",
     )
     assert by_date == [(date(2017, 5, 1), "1"), (date(2017, 7, 1), "2")]
     previous = MlflowClient().get_model_version(MODEL_NAME, "1")

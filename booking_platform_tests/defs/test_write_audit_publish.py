@@ -9,12 +9,18 @@ import pytest
 
 from booking_platform.config import Settings
 from booking_platform.core import warehouse
+from booking_platform.core.tables import (
+    ACCEPTED_EXPORTS,
+    CLEANED_BOOKINGS,
+    QUARANTINED_BOOKINGS,
+    RAW_BOOKINGS,
+)
 from booking_platform.definitions import build_definitions
 from booking_platform.defs.assets.ingestion import ACCEPT_SHRINK_TAG
 from booking_platform_tests.conftest import SYNTHETIC_ROWS, materialized_assets, run_job_as_of
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
-TABLES = ("raw_bookings", "cleaned_bookings", "quarantined_bookings")
+TABLES = (RAW_BOOKINGS.name, CLEANED_BOOKINGS.name, QUARANTINED_BOOKINGS.name)
 # ingestion only: what write-audit-publish is about, without training a model each time
 INGESTION = ["raw_bookings", "cleaned_bookings", "accepted_bookings"]
 
@@ -102,8 +108,10 @@ def test_an_intended_shrink_is_published_with_the_tag(
     volume = _checks(result)["raw_bookings_volume"]
     assert volume.passed and "accepted as intended" in volume.description
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
-        assert connection.execute("SELECT count(*) FROM raw_bookings").fetchone() == (8000,)
-        assert connection.execute("SELECT raw_rows, run_id FROM accepted_exports").fetchone() == (
+        assert connection.execute(f"SELECT count(*) FROM {RAW_BOOKINGS.name}").fetchone() == (8000,)
+        assert connection.execute(
+            f"SELECT raw_rows, run_id FROM {ACCEPTED_EXPORTS.name}"
+        ).fetchone() == (
             8000,
             result.run_id,
         )
@@ -168,6 +176,6 @@ def test_the_read_copy_follows_each_successful_run(
     assert not settings.read_copy_path.exists()
     tick(started.cursor)
     with warehouse.connect(settings.read_copy_path, read_only=True) as connection:
-        assert connection.execute("SELECT count(*) FROM raw_bookings").fetchone() == (
+        assert connection.execute(f"SELECT count(*) FROM {RAW_BOOKINGS.name}").fetchone() == (
             SYNTHETIC_ROWS,
         )

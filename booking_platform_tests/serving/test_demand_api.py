@@ -11,13 +11,12 @@ from booking_platform.config import Settings
 from booking_platform.core import warehouse
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.net_demand import (
-    NET_DEMAND_REALISED_TABLE,
-    NET_DEMAND_TABLE,
     estimate_capacity,
     forecast_net_demand,
     on_the_books,
     realised_occupancy,
 )
+from booking_platform.core.tables import NET_DEMAND, NET_DEMAND_REALISED
 from booking_platform_tests.serving.conftest import Server, start_server, stop_server
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
@@ -40,8 +39,8 @@ def demand_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             connection,
             MAY,
             {
-                NET_DEMAND_TABLE: nights.assign(model_version="1"),
-                NET_DEMAND_REALISED_TABLE: realised,
+                NET_DEMAND.name: nights.assign(model_version="1"),
+                NET_DEMAND_REALISED.name: realised,
             },
         )
     server = start_server(settings)
@@ -59,8 +58,8 @@ def test_demand_answers_one_hotels_nights_from_the_table(demand_server: Server) 
     assert body["hotel"] == "City Hotel" and body["as_of"] == "2017-05-01"
     assert [n["night"] for n in body["nights"]] == [f"2017-05-0{day}" for day in range(1, 8)]
     with warehouse.connect(demand_server.settings.warehouse_path, read_only=True) as connection:
-        table = warehouse.read_slice(connection, NET_DEMAND_TABLE, MAY)
-        realised = warehouse.read_slice(connection, NET_DEMAND_REALISED_TABLE, MAY)
+        table = warehouse.read_slice(connection, NET_DEMAND.name, MAY)
+        realised = warehouse.read_slice(connection, NET_DEMAND_REALISED.name, MAY)
     table = table[table["hotel"] == "City Hotel"].sort_values("night").head(7)
     assert [n["expected_occupied"] for n in body["nights"]] == pytest.approx(
         list(table["expected_occupied"])

@@ -4,9 +4,10 @@ import dagster as dg
 
 from booking_platform.core.eda import build_eda, write_report
 from booking_platform.core.plots import markdown_image
+from booking_platform.core.tables import CLEANED_BOOKINGS
 from booking_platform.core.warehouse import read_slice
 from booking_platform.defs.assets.catalog_tags import stage
-from booking_platform.defs.assets.ingestion import CLEANED_TABLE, accepted_bookings
+from booking_platform.defs.assets.ingestion import accepted_bookings
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import PlatformSettings, Warehouse
 
@@ -26,7 +27,7 @@ def eda_report(
     """
     settings, as_of = platform.settings, partition_as_of(context)
     with warehouse.connect(read_only=True) as connection:
-        cleaned = read_slice(connection, CLEANED_TABLE, as_of)
+        cleaned = read_slice(connection, CLEANED_BOOKINGS.name, as_of)
     report = build_eda(cleaned, as_of)
     try:
         paths = write_report(report, settings.reports_dir / f"eda_{as_of}")

@@ -15,8 +15,6 @@ from booking_platform.core.net_demand import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SHOCK_SD,
     DEFAULT_WALK_RISK,
-    NET_DEMAND_REALISED_TABLE,
-    NET_DEMAND_TABLE,
     estimate_capacity,
     forecast_net_demand,
     on_the_books,
@@ -24,15 +22,19 @@ from booking_platform.core.net_demand import (
 )
 from booking_platform.core.performance_estimation import estimate_by_arrival_month
 from booking_platform.core.plots import markdown_image
+from booking_platform.core.tables import (
+    CLEANED_BOOKINGS,
+    ESTIMATED_PERFORMANCE,
+    NET_DEMAND,
+    NET_DEMAND_REALISED,
+    PREDICTIONS,
+)
 from booking_platform.core.warehouse import read_slice, replace_slices, table_exists
 from booking_platform.defs.assets.catalog_tags import stage
-from booking_platform.defs.assets.ingestion import CLEANED_TABLE
 from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import PlatformSettings, Warehouse
-
-PREDICTIONS_TABLE = "predictions"
-ESTIMATED_PERFORMANCE_TABLE = "estimated_performance"
+from booking_platform.defs.table_metadata import table_metadata
 
 
 class NetDemandConfig(dg.Config):
@@ -62,7 +64,7 @@ def _scored_open_bookings(booking_features: FeatureSet, scores: pd.DataFrame) ->
     if missing.any():
         raise ValueError(
             f"{int(missing.sum())} open booking(s) as of {booking_features.as_of} have no "
-            f"prediction in table {PREDICTIONS_TABLE}, e.g. booking_id "
+            f"prediction in table {PREDICTIONS.name}, e.g. booking_id "
             f"{scored.loc[missing, 'booking_id'].head(5).tolist()}: materialise batch_predictions"
         )
     return scored
@@ -72,22 +74,22 @@ def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[
     """Fill in the realised rooms of every stored forecast whose nights the newest export has
     seen and that is not complete yet; returns the as-of dates updated."""
     forecasts = connection.execute(
-        f"SELECT as_of, count(*) FROM {NET_DEMAND_TABLE} WHERE as_of < ? GROUP BY as_of",
+        f"SELECT as_of, count(*) FROM {NET_DEMAND.name} WHERE as_of < ? GROUP BY as_of",
         [newest_as_of],
     ).fetchall()
     stored = {}
-    if table_exists(connection, NET_DEMAND_REALISED_TABLE):
+    if table_exists(connection, NET_DEMAND_REALISED.name):
         stored = dict(
             connection.execute(
-                f"SELECT as_of, count(*) FROM {NET_DEMAND_REALISED_TABLE} GROUP BY as_of"
+                f"SELECT as_of, count(*) FROM {NET_DEMAND_REALISED.name} GROUP BY as_of"
             ).fetchall()
         )
     pending = [as_of for as_of, nights in forecasts if stored.get(as_of, 0) < nights]
     if not pending:
         return []
-    latest = read_slice(connection, CLEANED_TABLE, newest_as_of)
+    latest = read_slice(connection, CLEANED_BOOKINGS.name, newest_as_of)
     for as_of in pending:
-        forecast = read_slice(connection, NET_DEMAND_TABLE, as_of)[["hotel", "night"]]
+        forecast = read_slice(connection, NET_DEMAND.name, as_of)[["hotel", "night"]]
         forecast["night"] = pd.to_datetime(forecast["night"])
         known = forecast[forecast["night"] < pd.Timestamp(newest_as_of)]
         realised = realised_occupancy(latest, as_of, pd.Timestamp(newest_as_of))
@@ -97,7 +99,7 @@ def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[
         replace_slices(
             connection,
             as_of,
-            {NET_DEMAND_REALISED_TABLE: rows.astype({"realised_occupied": "int64"})},
+            {NET_DEMAND_REALISED.name: rows.astype({"realised_occupied": "int64"})},
         )
     return pending
 
@@ -122,7 +124,7 @@ def net_demand(
     walk risk. Later exports fill in the realised rooms (table net_demand_realised)."""
     as_of = booking_features.as_of
     with warehouse.connect() as connection:
-        scores = read_slice(connection, PREDICTIONS_TABLE, as_of)
+        scores = read_slice(connection, PREDICTIONS.name, as_of)
     scored = _scored_open_bookings(booking_features, scores)
     books = on_the_books(booking_features.bookings, as_of)
     probability = dict(zip(scored["booking_id"], scored["cancel_probability"], strict=True))
@@ -134,12 +136,13 @@ def net_demand(
         books, as_of, capacity, config.horizon_days, config.walk_risk, shock_sd=config.shock_sd
     ).assign(model_version=",".join(sorted(scores["model_version"].astype(str).unique())))
     with warehouse.connect() as connection:
-        replace_slices(connection, as_of, {NET_DEMAND_TABLE: nights})
-        (newest,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_TABLE}").fetchone()
+        replace_slices(connection, as_of, {NET_DEMAND.name: nights})
+        stored = table_metadata(connection, NET_DEMAND, as_of)
+        (newest,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_BOOKINGS.name}").fetchone()
         updated = _realised_for_stored_forecasts(connection, newest)
         realised = (
-            read_slice(connection, NET_DEMAND_REALISED_TABLE, as_of)
-            if table_exists(connection, NET_DEMAND_REALISED_TABLE)
+            read_slice(connection, NET_DEMAND_REALISED.name, as_of)
+            if table_exists(connection, NET_DEMAND_REALISED.name)
             else pd.DataFrame(columns=["hotel", "night", "realised_occupied"])
         )
     realised["night"] = pd.to_datetime(realised["night"])
@@ -148,7 +151,8 @@ def net_demand(
         f"net demand as of {as_of}: {len(nights)} nights; realised filled in for {updated}"
     )
     metadata: dict[str, object] = {
-        "table": f"{platform.settings.warehouse_location}::{NET_DEMAND_TABLE}",
+        "table": f"{platform.settings.warehouse_location}::{NET_DEMAND.name}",
+        **stored,
         "as_of": str(as_of),
         "nights": len(nights),
         "horizon_days": config.horizon_days,
@@ -200,15 +204,17 @@ def estimated_performance(
     label arrives; realised_performance measures the truth later."""
     as_of = booking_features.as_of
     with warehouse.connect() as connection:
-        scores = read_slice(connection, PREDICTIONS_TABLE, as_of)
+        scores = read_slice(connection, PREDICTIONS.name, as_of)
     scored = _scored_open_bookings(booking_features, scores)
     table = estimate_by_arrival_month(scored[["arrival_date", "cancel_probability"]])
     with warehouse.connect() as connection:
-        replace_slices(connection, as_of, {ESTIMATED_PERFORMANCE_TABLE: table})
+        replace_slices(connection, as_of, {ESTIMATED_PERFORMANCE.name: table})
+        stored = table_metadata(connection, ESTIMATED_PERFORMANCE, as_of)
     context.log.info(f"estimated performance as of {as_of}: {len(table)} arrival month(s)")
     month_ahead = table.iloc[0] if len(table) else None
     metadata: dict[str, object] = {
-        "table": f"{platform.settings.warehouse_location}::{ESTIMATED_PERFORMANCE_TABLE}",
+        "table": f"{platform.settings.warehouse_location}::{ESTIMATED_PERFORMANCE.name}",
+        **stored,
         "as_of": str(as_of),
         "method": "CBPE (NannyML's confidence-based performance estimation): assumes the "
         "champion's probabilities are calibrated",

@@ -3,10 +3,11 @@
 import dagster as dg
 
 from booking_platform.core.features import FEATURE_COLUMNS, FeatureSet, build_feature_set
+from booking_platform.core.tables import CLEANED_BOOKINGS
 from booking_platform.core.warehouse import read_slice
 from booking_platform.defs import metadata_keys as keys
 from booking_platform.defs.assets.catalog_tags import stage
-from booking_platform.defs.assets.ingestion import CLEANED_TABLE, accepted_bookings
+from booking_platform.defs.assets.ingestion import accepted_bookings
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import Warehouse
 
@@ -23,7 +24,7 @@ def booking_features(
     """The fitted feature builder and features of history and open bookings (pickled)."""
     as_of = partition_as_of(context)
     with warehouse.connect(read_only=True) as connection:
-        cleaned = read_slice(connection, CLEANED_TABLE, as_of)
+        cleaned = read_slice(connection, CLEANED_BOOKINGS.name, as_of)
     feature_set = build_feature_set(cleaned, as_of)
     roles = feature_set.bookings["role"].value_counts()
     context.log.info(f"features as of {as_of}: {roles.to_dict()}")

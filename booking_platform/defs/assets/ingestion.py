@@ -8,22 +8,31 @@ import duckdb
 import pandas as pd
 
 from booking_platform.core.cleaning import clean_bookings
+from booking_platform.core.contracts import bookings_contract
 from booking_platform.core.export_audit import check_as_of_inside
 from booking_platform.core.snapshots import snapshot_path
 from booking_platform.core.source import read_bookings, resolve_source
-from booking_platform.core.warehouse import publish_slices, read_slice, replace_slices, staged_name
+from booking_platform.core.tables import (
+    ACCEPTED_EXPORTS,
+    CLEANED_BOOKINGS,
+    PUBLISHED_TOGETHER,
+    QUARANTINED_BOOKINGS,
+    RAW_BOOKINGS,
+)
+from booking_platform.core.warehouse import (
+    column_types,
+    publish_slices,
+    read_slice,
+    replace_slices,
+    staged_name,
+)
 from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.partitions import as_of_partitions, partition_as_of
 from booking_platform.defs.resources import PlatformSettings, Warehouse
 from booking_platform.defs.retries import passing_errors_retried
+from booking_platform.defs.table_metadata import table_metadata
 
-RAW_TABLE = "raw_bookings"
 OUTCOME_FIELDS = ["booking_id", "arrival_date", "is_canceled"]
-CLEANED_TABLE = "cleaned_bookings"
-QUARANTINE_TABLE = "quarantined_bookings"
-# one row per accepted as-of date: which export (path, sha256, rows) and which run staged it
-EXPORTS_TABLE = "accepted_exports"
-PUBLISHED_TABLES = [RAW_TABLE, CLEANED_TABLE, QUARANTINE_TABLE, EXPORTS_TABLE]
 # a run tagged with it may publish an export that shrinks by more than the allowed share
 ACCEPT_SHRINK_TAG = "booking_platform/accept_shrink"
 SNAPSHOT_TAG = "booking_platform/snapshot"
@@ -68,7 +77,13 @@ def raw_bookings(
         replace_slices(
             connection,
             as_of,
-            {staged_name(RAW_TABLE): source.frame, staged_name(EXPORTS_TABLE): manifest},
+            {
+                staged_name(RAW_BOOKINGS.name): source.frame,
+                staged_name(ACCEPTED_EXPORTS.name): manifest,
+            },
+        )
+        stored = table_metadata(
+            connection, RAW_BOOKINGS, as_of, name=staged_name(RAW_BOOKINGS.name)
         )
     context.log.info(f"staged {len(source.frame):,} rows from {path}")
     return dg.MaterializeResult(
@@ -78,7 +93,8 @@ def raw_bookings(
             "source": dg.MetadataValue.path(str(path)),
             "landed_snapshot": landed is not None,
             "columns": len(source.frame.columns),
-            "table": staged_name(RAW_TABLE),
+            "table": staged_name(RAW_BOOKINGS.name),
+            **stored,
         }
     )
 
@@ -96,7 +112,7 @@ def cleaned_bookings(
     staged (`cleaned_bookings__staged`, `quarantined_bookings__staged`) until accepted."""
     as_of = partition_as_of(context)
     with warehouse.connect() as connection:
-        raw = read_slice(connection, staged_name(RAW_TABLE), as_of)
+        raw = read_slice(connection, staged_name(RAW_BOOKINGS.name), as_of)
     result = clean_bookings(raw, as_of)
     # text stays text when the quarantine is empty (an empty object column would become INTEGER)
     quarantined = result.quarantined.astype(
@@ -107,9 +123,16 @@ def cleaned_bookings(
             connection,
             as_of,
             {
-                staged_name(CLEANED_TABLE): result.cleaned,
-                staged_name(QUARANTINE_TABLE): quarantined,
+                staged_name(CLEANED_BOOKINGS.name): result.cleaned,
+                staged_name(QUARANTINED_BOOKINGS.name): quarantined,
             },
+        )
+        stored = table_metadata(
+            connection,
+            CLEANED_BOOKINGS,
+            as_of,
+            bookings_contract(result.cleaned.columns, as_of),
+            name=staged_name(CLEANED_BOOKINGS.name),
         )
     reasons = result.quarantined["reason"].value_counts().to_dict()
     context.log.info(f"cleaned {len(result.cleaned):,}, quarantined {len(result.quarantined):,}")
@@ -126,7 +149,8 @@ def cleaned_bookings(
             "quarantined_rows": len(result.quarantined),
             "quarantine_reasons": dg.MetadataValue.json(reasons),
             "arrivals": arrivals,
-            "table": staged_name(CLEANED_TABLE),
+            "table": staged_name(CLEANED_BOOKINGS.name),
+            **stored,
         }
     )
 
@@ -148,14 +172,17 @@ def accepted_bookings(
     """
     as_of = partition_as_of(context)
     with warehouse.connect() as connection:
-        manifest = read_slice(connection, staged_name(EXPORTS_TABLE), as_of)
+        manifest = read_slice(connection, staged_name(ACCEPTED_EXPORTS.name), as_of)
         if manifest.empty or manifest["run_id"].iloc[0] != staging_run(context):
             staged_by = "nothing" if manifest.empty else f"run {manifest['run_id'].iloc[0]}"
             raise dg.Failure(
                 f"nothing staged by this run as of {as_of} ({staged_by} is staged): "
                 "materialise raw_bookings and cleaned_bookings in the same run"
             )
-        published = publish_slices(connection, as_of, PUBLISHED_TABLES)
+        published = publish_slices(connection, as_of, [table.name for table in PUBLISHED_TOGETHER])
+        # the cleaned bookings stand for the four: what every later asset reads
+        contract = bookings_contract(column_types(connection, CLEANED_BOOKINGS.name), as_of)
+        stored = table_metadata(connection, CLEANED_BOOKINGS, as_of, contract)
     context.log.info(f"published as of {as_of}: {published}")
     return dg.MaterializeResult(
         metadata={
@@ -164,6 +191,7 @@ def accepted_bookings(
             "source": dg.MetadataValue.path(str(manifest["source"].iloc[0])),
             "sha256": str(manifest["sha256"].iloc[0]),
             "warehouse": dg.MetadataValue.path(str(platform.settings.warehouse_path)),
+            **stored,
         }
     )
 
@@ -173,5 +201,5 @@ def latest_outcomes(connection: duckdb.DuckDBPyConnection) -> tuple[date, pd.Dat
 
     Predictions made on any earlier date are graded on what is known now.
     """
-    (as_of,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_TABLE}").fetchone()
-    return as_of, read_slice(connection, CLEANED_TABLE, as_of)[OUTCOME_FIELDS]
+    (as_of,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_BOOKINGS.name}").fetchone()
+    return as_of, read_slice(connection, CLEANED_BOOKINGS.name, as_of)[OUTCOME_FIELDS]

@@ -26,6 +26,7 @@ from booking_platform.core.search import (
     run_search,
     search_plots,
 )
+from booking_platform.core.tables import MODEL_LEADERBOARD
 from booking_platform.core.training import (
     DEFAULT_PARAMS,
     SEED,
@@ -40,8 +41,7 @@ from booking_platform.defs.jobs import RETRAIN_REASON_TAG
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, Warehouse
 from booking_platform.defs.retries import passing_errors_retried
-
-LEADERBOARD_TABLE = "model_leaderboard"
+from booking_platform.defs.table_metadata import table_metadata
 
 
 class CandidateConfig(dg.Config):
@@ -283,8 +283,9 @@ def model_search(
         replace_slices(
             connection,
             booking_features.as_of,
-            {LEADERBOARD_TABLE: table.assign(search_run_id=run_id)},
+            {MODEL_LEADERBOARD.name: table.assign(search_run_id=run_id)},
         )
+        stored = table_metadata(connection, MODEL_LEADERBOARD, booking_features.as_of)
     best = table[table["state"] == "complete"].iloc[0]
     families = table[table["trial"].isna()].set_index("family")["roc_auc"]
     tuned = table[table["family"] == "lightgbm_tuned"]
@@ -294,6 +295,7 @@ def model_search(
     )
     return dg.MaterializeResult(
         metadata={
+            **stored,
             "mlflow_run_id": run_id,
             "holdout": f"arrivals {result.holdout_start.date()} .. "
             f"{booking_features.as_of} (excl.)",

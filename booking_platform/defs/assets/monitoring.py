@@ -13,6 +13,7 @@ from booking_platform.core.drift import (
 )
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.retraining import RetrainingPolicy, recent_performance
+from booking_platform.core.tables import PREDICTIONS, REALISED_PERFORMANCE
 from booking_platform.core.warehouse import replace_tables
 from booking_platform.defs import metadata_keys as keys
 from booking_platform.defs.assets.catalog_tags import stage
@@ -21,8 +22,7 @@ from booking_platform.defs.assets.predictions import batch_predictions
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 from booking_platform.defs.retries import passing_errors_retried
-
-PERFORMANCE_TABLE = "realised_performance"
+from booking_platform.defs.table_metadata import table_metadata
 
 
 @dg.asset(**stage("monitoring"), kinds={"evidently"}, partitions_def=as_of_partitions)
@@ -87,10 +87,11 @@ def realised_performance(
     with warehouse.connect() as connection:
         as_of, outcomes = latest_outcomes(connection)
         predictions = connection.execute(
-            "SELECT booking_id, cancel_probability, model_version, as_of FROM predictions"
+            f"SELECT booking_id, cancel_probability, model_version, as_of FROM {PREDICTIONS.name}"
         ).df()
         table = performance.realised_performance(predictions, outcomes, as_of)
-        replace_tables(connection, {PERFORMANCE_TABLE: table})
+        replace_tables(connection, {REALISED_PERFORMANCE.name: table})
+        stored = table_metadata(connection, REALISED_PERFORMANCE)
     # the months the retraining policy acts on, chosen by the policy itself
     recent = recent_performance(table, RetrainingPolicy())
     context.log.info(f"realised performance over {len(table)} month(s); recent: {recent}")
@@ -98,6 +99,7 @@ def realised_performance(
         keys.AS_OF: str(as_of),
         "months": len(table),
         "table": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
+        **stored,
     }
     if recent is not None:
         metadata[keys.WORST_RECENT_ROC_AUC] = round(recent.worst_roc_auc, 4)

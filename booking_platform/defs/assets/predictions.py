@@ -6,17 +6,18 @@ import dagster as dg
 import pandas as pd
 
 from booking_platform.core.compiled_trees import compiled_trees
+from booking_platform.core.contracts import predictions_contract
 from booking_platform.core.explanations import REASONS_PER_BOOKING
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.scoring import score_bookings
+from booking_platform.core.tables import PREDICTIONS
 from booking_platform.core.warehouse import replace_predictions
 from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.modeling import registered_model
 from booking_platform.defs.partitions import as_of_partitions
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
 from booking_platform.defs.retries import passing_errors_retried
-
-PREDICTIONS_TABLE = "predictions"
+from booking_platform.defs.table_metadata import table_metadata
 
 
 @dg.asset(
@@ -57,14 +58,18 @@ def batch_predictions(
     predictions = score_bookings(
         champion.model, open_rows, champion.version, reasons=REASONS_PER_BOOKING, trees=trees
     ).assign(as_of=as_of, scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None))
+    contract = predictions_contract()
+    # a probability outside [0, 1] or a booking without reasons never reaches the table
+    contract.validate(predictions, lazy=True)
     with warehouse.connect() as connection:
         replace_predictions(connection, as_of, predictions)
+        table = table_metadata(connection, PREDICTIONS, as_of, contract)
     context.log.info(
         f"wrote {len(predictions):,} predictions as of {as_of} with v{champion.version}"
     )
     return dg.MaterializeResult(
         metadata={
-            "table": f"{platform.settings.warehouse_location}::predictions",
+            "table": f"{platform.settings.warehouse_location}::{PREDICTIONS.name}",
             "rows": len(predictions),
             "as_of": str(as_of),
             "model_version": champion.version,
@@ -79,5 +84,6 @@ def batch_predictions(
                     ["booking_id", "cancel_probability", "reason_1", "reason_2", "reason_3"]
                 ].to_markdown(index=False, floatfmt=".3f")
             ),
+            **table,
         }
     )

@@ -4,12 +4,12 @@ import dagster as dg
 
 from booking_platform.core import ab_test
 from booking_platform.core.prediction_log import read_prediction_log
+from booking_platform.core.tables import AB_TEST_REPORT
 from booking_platform.core.warehouse import replace_tables
 from booking_platform.defs.assets.catalog_tags import stage
 from booking_platform.defs.assets.ingestion import accepted_bookings, latest_outcomes
 from booking_platform.defs.resources import MlflowRegistry, PlatformSettings, Warehouse
-
-AB_TEST_TABLE = "ab_test_report"
+from booking_platform.defs.table_metadata import table_metadata
 
 
 @dg.asset(**stage("monitoring"), deps=[accepted_bookings], kinds={"sqlite", "duckdb"})
@@ -26,8 +26,10 @@ def ab_test_report(
     with warehouse.connect() as connection:
         as_of, outcomes = latest_outcomes(connection)
         table = ab_test.ab_test_report(log, outcomes, as_of)
-        replace_tables(connection, {AB_TEST_TABLE: table})
+        replace_tables(connection, {AB_TEST_REPORT.name: table})
+        stored = table_metadata(connection, AB_TEST_REPORT)
     metadata: dict[str, object] = {
+        **stored,
         "as_of": str(as_of),
         "log": dg.MetadataValue.path(str(settings.online_predictions_path)),
         "logged_predictions": len(log),
