@@ -25,10 +25,7 @@ from rich.table import Table
 from booking_platform.config import CLUSTER, MODEL_NAME, Settings, load_settings
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from booking_platform.core.source import RawSource
-    from booking_platform.core.training import CancellationModel
 
 # Each command imports what it needs inside its function: a person typing `explain` or
 # `predictions` must not wait for Dagster, MLflow, Evidently or matplotlib to import (issue 15
@@ -383,10 +380,24 @@ def _print_summary(settings: Settings, events) -> None:  # noqa: ANN001
 
 
 INVALID_REASON = "invalid_reason"  # predict's output column: why a row was not scored
-# Scored in chunks this size, with a progress bar on stderr once a file has more than one chunk:
-# the real export (119k rows) takes several seconds, a 200-row file well under one.
-PREDICT_CHUNK_ROWS = 10_000
+# From this input size `predict` shows its steps on stderr (a bar and a line per step): the
+# real export (16 MB, 119k rows) takes several seconds, a 200-row file (27 kB) well under one.
+PREDICT_PROGRESS_BYTES = 1_000_000
+PREDICT_STEPS = 5  # read, check, load the champion, score, write
 STDOUT = Path("-")  # `--output -`: the CSV on stdout, every message on stderr
+
+
+def _predict_progress(input_path: Path) -> contextlib.AbstractContextManager:
+    """progress.task_progress over predict's steps on stderr for a large input, else nothing."""
+    from booking_platform.progress import task_progress
+
+    try:
+        large = input_path.stat().st_size >= PREDICT_PROGRESS_BYTES
+    except OSError:
+        large = False  # read_bookings says what is wrong with the path
+    if large:
+        return task_progress(f"predict {input_path.name}", PREDICT_STEPS, errors)
+    return contextlib.nullcontext(lambda label: None)
 
 
 def predict_file(
@@ -403,34 +414,46 @@ def predict_file(
     A row cleaning would quarantine keeps its place with an empty probability and its reason,
     as the batch job quarantines it; `strict` refuses the whole file instead. Only what makes
     the file unusable (unreadable, a model column missing, bad booking ids) exits 2."""
+    with _predict_progress(input_path) as advance:
+        return _predict(settings, input_path, output_path, as_of, strict, advance)
+
+
+def _predict(
+    settings: Settings,
+    input_path: Path,
+    output_path: Path,
+    as_of: date | None,
+    strict: bool,
+    advance: Callable[[str], None],
+) -> int:
     import pandas as pd
 
     from booking_platform.core.cleaning import clean_bookings
     from booking_platform.core.features import POST_BOOKING, SCORED_ON, SCORING_COLUMNS
     from booking_platform.core.local_registry import load_champion
+    from booking_platform.core.scoring import score_bookings
     from booking_platform.core.source import OUTCOME_COLUMNS, SourceError, read_bookings
 
     said = errors if output_path == STDOUT else console
     try:
-        with errors.status(f"reading {input_path}"):
-            source = read_bookings(input_path, required=SCORING_COLUMNS)
+        source = read_bookings(input_path, required=SCORING_COLUMNS)
     except (SourceError, OSError) as error:
         return _refuse(str(error))
+    advance(f"read {len(source.frame):,} rows")
     # outcome and post-booking columns may come along; the model reads neither
     unused = [*OUTCOME_COLUMNS, *POST_BOOKING]
-    with errors.status(f"checking {len(source.frame):,} rows"):
-        result = clean_bookings(source.frame.drop(columns=unused, errors="ignore"))
+    result = clean_bookings(source.frame.drop(columns=unused, errors="ignore"))
     refused = result.quarantined
+    advance(f"checked: {len(refused):,} row(s) cannot be scored")
     if len(refused) and strict:
         detail = "; ".join(
             f"booking_id {row.booking_id}: {row.reason}" for row in refused.head(5).itertuples()
         )
         return _refuse(f"{input_path}: {len(refused)} row(s) cannot be scored ({detail})")
     # asked as of a date: the model that was champion then, as the batch scores that date
-    with errors.status("loading the champion"):
-        champion = load_champion(
-            settings.mlflow_tracking_uri, settings.mlflow_artifact_root, MODEL_NAME, as_of
-        )
+    champion = load_champion(
+        settings.mlflow_tracking_uri, settings.mlflow_artifact_root, MODEL_NAME, as_of
+    )
     if champion is None:
         return _refuse(
             "no champion model yet: run `make run` first"
@@ -439,10 +462,19 @@ def predict_file(
             "later arrivals (or none exists)"
         )
     version, model = champion
+    advance(f"loaded the champion, v{version}")
     bookings = result.cleaned
     if as_of is not None:
         bookings = bookings.assign(**{SCORED_ON: pd.Timestamp(as_of)})
-    scores = _score_in_chunks(model, bookings, version)
+    columns = ["booking_id", "cancel_probability", "predicted_cancel", "model_version"]
+    # one call for the whole file: the calibrator's arithmetic on a slice can differ from the
+    # batch's in the last bit, and the probabilities must be the batch path's exactly
+    scores = (
+        score_bookings(model, bookings, version)[columns]
+        if len(bookings)
+        else pd.DataFrame(columns=columns)
+    )
+    advance(f"scored {len(scores):,} rows")
     # back in the file's order: ids are unique, so each row finds its score or its reason
     output = (
         source.frame[["booking_id"]]
@@ -458,9 +490,9 @@ def predict_file(
     else:
         output_path.parent.mkdir(parents=True, exist_ok=True)
         output.to_csv(output_path, index=False)
-    said.print(
-        f"wrote {len(scores):,} predictions to {output_path} (model v{version})", soft_wrap=True
-    )
+    where = "stdout" if output_path == STDOUT else output_path
+    advance(f"wrote {where}")
+    said.print(f"wrote {len(scores):,} predictions to {where} (model v{version})", soft_wrap=True)
     if len(refused):
         said.print(
             f"{len(refused):,} row(s) refused, left unscored with their reason in column "
@@ -468,27 +500,6 @@ def predict_file(
             soft_wrap=True,
         )
     return 0
-
-
-def _score_in_chunks(
-    model: CancellationModel, bookings: pd.DataFrame, version: str
-) -> pd.DataFrame:
-    """score_bookings' columns for predict, chunk by chunk (each booking is scored on its own
-    row alone, so chunks give the same probabilities), with a bar on stderr for large files."""
-    import pandas as pd
-    from rich.progress import track
-
-    from booking_platform.core.scoring import score_bookings
-
-    columns = ["booking_id", "cancel_probability", "predicted_cancel", "model_version"]
-    starts = range(0, len(bookings), PREDICT_CHUNK_ROWS)
-    if len(starts) > 1:
-        starts = track(starts, description=f"scoring {len(bookings):,} rows", console=errors)
-    chunks = [
-        score_bookings(model, bookings.iloc[start : start + PREDICT_CHUNK_ROWS], version)[columns]
-        for start in starts
-    ]
-    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns)
 
 
 def show_predictions(settings: Settings, limit: int) -> int:
