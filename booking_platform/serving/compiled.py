@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,9 +23,12 @@ import lightgbm as lgb
 import lleaves
 import llvmlite.binding as llvm
 
+log = logging.getLogger(__name__)
 
-def compile_trees(booster: lgb.Booster, cache_dir: Path) -> lleaves.Model:
-    """The booster's trees as a native function, from `cache_dir` when compiled before."""
+
+def compile_trees(booster: lgb.Booster, cache_dir: Path, name: str = "model") -> lleaves.Model:
+    """The booster's trees as a native function, from `cache_dir` when compiled before; what it
+    does is logged under `name`."""
     text = booster.model_to_string()
     # the object code is specific to the model, the compiler and the CPU it was built for
     target = [version("lleaves"), version("llvmlite"), llvm.get_host_cpu_name()]
@@ -39,9 +44,15 @@ def compile_trees(booster: lgb.Booster, cache_dir: Path) -> lleaves.Model:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             if cached.exists():
                 trees.compile(cache=str(cached))
+                log.info("%s: compiled trees found in %s", name, cached)
             else:
+                log.info("compiling %s's trees to machine code (once per model and CPU)", name)
+                started = time.monotonic()
                 # written aside and renamed: a crash mid-write must not leave a cache to load
                 partial = cache_dir / f"{key}.{os.getpid()}.partial"
                 trees.compile(cache=str(partial))
                 partial.replace(cached)
+                log.info(
+                    "compiled %s in %.1f s, kept in %s", name, time.monotonic() - started, cached
+                )
     return trees
