@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 # point 4; booking_platform_tests/test_cli.py checks which modules a command loads).
 
 console = Console()
+CONSOLE_SCRIPT = "booking-platform"  # installed next to the interpreter (pyproject.toml)
+REPO_ROOT = Path(__file__).resolve().parent.parent
 # progress and, when the output is stdout (`predict --output -`), messages: stdout holds data only
 errors = Console(stderr=True)
 
@@ -225,11 +227,15 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     outcome = _report_outcome(result.run_id, result.success, result.all_events)
     if outcome == 0:
         _publish_read_copy(settings)
-        console.print(
-            f"finished in {time.monotonic() - started:.1f} s. Next: [bold]booking-platform "
-            "predictions[/] (the riskiest open bookings), [bold]booking-platform explain ID[/] "
-            "(why one is flagged), [bold]make serve[/] (one prediction over HTTP)",
-            soft_wrap=True,
+        console.print(f"finished in {time.monotonic() - started:.1f} s. Next:")
+        # the home in front: the commands read it from the environment, as this run did
+        command = f"{_home_env(settings)} {Path(sys.executable).with_name(CONSOLE_SCRIPT)}"
+        _print_commands(
+            [
+                ("the riskiest open bookings", f"{command} predictions"),
+                ("why one is flagged", f"{command} explain BOOKING_ID"),
+                ("predictions over HTTP, then http://127.0.0.1:8000/docs", f"{command} serve"),
+            ]
         )
     return outcome
 
@@ -372,11 +378,26 @@ def _print_summary(settings: Settings, events) -> None:  # noqa: ANN001
             f"Dagit: {settings.cluster.dagit_url}   MLflow UI: {settings.mlflow_tracking_uri}"
         )
         return
-    console.print(
-        f"Dagit: [bold]make dev[/] then http://127.0.0.1:3000   MLflow UI: "
-        f"[bold].venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} "
-        f"--host 127.0.0.1 --port 5000[/]"
+    mlflow_ui = (
+        f"{Path(sys.executable).with_name('mlflow')} ui --backend-store-uri "
+        f"{settings.mlflow_tracking_uri} --host 127.0.0.1 --port 5000"
     )
+    _print_commands(
+        [
+            ("Dagit, then http://127.0.0.1:3000", f"{_home_env(settings)} make -C {REPO_ROOT} dev"),
+            ("MLflow UI, then http://127.0.0.1:5000", mlflow_ui),
+        ]
+    )
+
+
+def _home_env(settings: Settings) -> str:
+    return f"BOOKING_PLATFORM_HOME={settings.home.resolve()}"
+
+
+def _print_commands(lines: list[tuple[str, str]]) -> None:
+    """One command a line, never wrapped nor styled, so that it can be copied as it stands."""
+    for label, command in lines:
+        console.print(f"{label}: {command}", soft_wrap=True, markup=False, highlight=False)
 
 
 INVALID_REASON = "invalid_reason"  # predict's output column: why a row was not scored
