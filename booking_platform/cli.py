@@ -234,7 +234,10 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
             [
                 ("the riskiest open bookings", f"{command} predictions"),
                 ("why one is flagged", f"{command} explain BOOKING_ID"),
-                ("predictions over HTTP, then http://127.0.0.1:8000/docs", f"{command} serve"),
+                (
+                    "predictions over HTTP (then open http://127.0.0.1:8000/docs)",
+                    f"{command} serve",
+                ),
             ]
         )
     return outcome
@@ -384,8 +387,11 @@ def _print_summary(settings: Settings, events) -> None:  # noqa: ANN001
     )
     _print_commands(
         [
-            ("Dagit, then http://127.0.0.1:3000", f"{_home_env(settings)} make -C {REPO_ROOT} dev"),
-            ("MLflow UI, then http://127.0.0.1:5000", mlflow_ui),
+            (
+                "Dagit (then open http://127.0.0.1:3000)",
+                f"{_home_env(settings)} make -C {REPO_ROOT} dev",
+            ),
+            ("MLflow UI (then open http://127.0.0.1:5000)", mlflow_ui),
         ]
     )
 
