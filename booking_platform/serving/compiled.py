@@ -41,7 +41,11 @@ def compile_trees(booster: lgb.Booster, cache_dir: Path, name: str = "model") ->
         model_file.write_text(text)
         trees = lleaves.Model(model_file=str(model_file))
         with (cache_dir / f"{key}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes
+            except BlockingIOError:
+                log.info("%s: waiting for another process compiling its trees", name)
+                fcntl.flock(lock, fcntl.LOCK_EX)
             if cached.exists():
                 trees.compile(cache=str(cached))
                 log.info("%s: compiled trees found in %s", name, cached)
