@@ -4,8 +4,8 @@ importing MLflow: for the commands a person types.
 Importing MLflow and opening its sqlite store through SQLAlchemy and Alembic cost `predict` and
 `predictions` most of their time (docs/measurements.md, issue 15 point 4) for what is a few rows
 of four tables and one pickle. The answers are the registry's own: the same version rows and
-tags core/registry.py reads through MlflowClient (test_local_registry holds the two to equal
-answers and identical probabilities), fed to the same core/champions.py rules. A tracking server
+tags core/registry.py reads through MlflowClient (test_cli.py holds the two to equal answers
+and identical probabilities), fed to the same core/champions.py rules. A tracking server
 (the cluster profile) has no local copy: callers use core/registry.py there (`sqlite_store`
 returns None).
 """
@@ -27,7 +27,8 @@ from booking_platform.core.champions import TrainedVersion, champion_as_of
 if TYPE_CHECKING:  # imports LightGBM and scikit-learn: only loading a model needs them
     from booking_platform.core.training import CancellationModel
 
-AS_OF_TAG = "as_of"  # core/registry.py's tag, on versions and runs
+# core/registry.py takes these from here: the two modules must name the same tag and alias
+AS_OF_TAG = "as_of"  # on runs and versions: the as-of date the model was trained as of
 CHAMPION = "champion"
 PYFUNC_FILE = "python_model.pkl"  # where MLflow's pyfunc flavour keeps the pickled wrapper
 
