@@ -16,43 +16,27 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import pandas as pd
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import track
 from rich.table import Table
 
 from booking_platform.config import CLUSTER, MODEL_NAME, Settings, load_settings
-from booking_platform.core import registry, warehouse
-from booking_platform.core.backtest import plot_backtest, run_backtest, summary_table
-from booking_platform.core.cleaning import clean_bookings
-from booking_platform.core.compiled_trees import compiled_trees
-from booking_platform.core.export_audit import AsOfOutsideData, check_as_of_inside
-from booking_platform.core.features import POST_BOOKING, SCORED_ON, SCORING_COLUMNS
-from booking_platform.core.net_demand import read_nights
-from booking_platform.core.retraining import RetrainingPolicy
-from booking_platform.core.scoring import score_bookings
-from booking_platform.core.snapshots import (
-    month_starts,
-    parse_month_or_date,
-    scan_landing,
-    snapshot_path,
-    write_snapshot,
-)
-from booking_platform.core.source import (
-    OUTCOME_COLUMNS,
-    RawSource,
-    SourceError,
-    read_bookings,
-    resolve_source,
-)
 from booking_platform.core.tables import CLEANED_BOOKINGS, PREDICTIONS, QUARANTINED_BOOKINGS
-from booking_platform.core.training import SEED
-from booking_platform.runtime import execute_as_of, prepare_dagster_home, recover_dead_runs
+
+if TYPE_CHECKING:
+    from booking_platform.core.source import RawSource
+
+# Each command imports what it needs inside its function: a person typing `explain` or
+# `predictions` must not wait for Dagster, MLflow, Evidently or matplotlib to import (issue 15
+# point 4; booking_platform_tests/test_cli.py checks which modules a command loads).
 
 console = Console()
+CONSOLE_SCRIPT = "booking-platform"  # installed next to the interpreter (pyproject.toml)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# progress and, when the output is stdout (`predict --output -`), messages: stdout holds data only
+errors = Console(stderr=True)
 
 
 def _refuse(problem: str) -> int:
@@ -67,6 +51,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def _execute(instance, job, as_of: str, run_id: str | None = None, tags=None):  # noqa: ANN001, ANN202
     """runtime.execute_as_of, quiet (the CLI prints its own summary; Dagit keeps every event),
     after saying which killed runs it recovered."""
+    from booking_platform.runtime import execute_as_of, recover_dead_runs
+
     for recovered in recover_dead_runs(instance):
         console.print(f"[yellow]recovered:[/] {recovered}", soft_wrap=True)
     return execute_as_of(instance, job, as_of, run_id=run_id, tags=tags, run_config=QUIET)
@@ -82,6 +68,9 @@ def _as_of_refusal(settings: Settings, instance) -> str | None:  # noqa: ANN001
     """Why the as-of date cannot run, read from its source before its partition is added; None
     when it can, when the partition exists already (raw_bookings refuses before writing a row),
     or when the source cannot be read (the run then fails naming the problem)."""
+    from booking_platform.core.export_audit import AsOfOutsideData, check_as_of_inside
+    from booking_platform.core.snapshots import snapshot_path
+    from booking_platform.core.source import SourceError, read_bookings, resolve_source
     from booking_platform.defs.partitions import as_of_partitions
 
     as_of = settings.as_of
@@ -117,9 +106,12 @@ def backfill(
     Dates run oldest first; a failing date is reported and the next one still runs.
     """
     import dagster as dg
+    from rich.progress import track
 
+    from booking_platform.core.snapshots import scan_landing
     from booking_platform.definitions import build_definitions
     from booking_platform.defs.partitions import as_of_partitions
+    from booking_platform.runtime import prepare_dagster_home
 
     prepare_dagster_home(settings)
     landing = settings.landing_dir
@@ -192,6 +184,8 @@ def _publish_read_copy(settings: Settings) -> None:
     PostgreSQL readers never block writers, so there is no copy."""
     if settings.warehouse_url:
         return
+    from booking_platform.core import warehouse
+
     copy = warehouse.publish_read_copy(
         settings.warehouse_path, settings.warehouse_lock_wait_seconds
     )
@@ -209,6 +203,7 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     from booking_platform.definitions import build_definitions
     from booking_platform.defs.jobs import MAIN_JOB_NAME
     from booking_platform.progress import job_step_count, run_progress
+    from booking_platform.runtime import prepare_dagster_home
 
     started = time.monotonic()
     prepare_dagster_home(settings)
@@ -233,11 +228,18 @@ def run_main_job(settings: Settings, accept_shrink: bool = False) -> int:
     outcome = _report_outcome(result.run_id, result.success, result.all_events)
     if outcome == 0:
         _publish_read_copy(settings)
-        console.print(
-            f"finished in {time.monotonic() - started:.1f} s. Next: [bold]booking-platform "
-            "predictions[/] (the riskiest open bookings), [bold]booking-platform explain ID[/] "
-            "(why one is flagged), [bold]make serve[/] (one prediction over HTTP)",
-            soft_wrap=True,
+        console.print(f"finished in {time.monotonic() - started:.1f} s. Next:")
+        # the home in front: the commands read it from the environment, as this run did
+        command = f"{_home_env(settings)} {Path(sys.executable).with_name(CONSOLE_SCRIPT)}"
+        _print_commands(
+            [
+                ("the riskiest open bookings", f"{command} predictions"),
+                ("why one is flagged", f"{command} explain BOOKING_ID"),
+                (
+                    "predictions over HTTP (then open http://127.0.0.1:8000/docs)",
+                    f"{command} serve",
+                ),
+            ]
         )
     return outcome
 
@@ -380,14 +382,50 @@ def _print_summary(settings: Settings, events) -> None:  # noqa: ANN001
             f"Dagit: {settings.cluster.dagit_url}   MLflow UI: {settings.mlflow_tracking_uri}"
         )
         return
-    console.print(
-        f"Dagit: [bold]make dev[/] then http://127.0.0.1:3000   MLflow UI: "
-        f"[bold].venv/bin/mlflow ui --backend-store-uri {settings.mlflow_tracking_uri} "
-        f"--host 127.0.0.1 --port 5000[/]"
+    mlflow_ui = (
+        f"{Path(sys.executable).with_name('mlflow')} ui --backend-store-uri "
+        f"{settings.mlflow_tracking_uri} --host 127.0.0.1 --port 5000"
+    )
+    _print_commands(
+        [
+            (
+                "Dagit (then open http://127.0.0.1:3000)",
+                f"{_home_env(settings)} make -C {REPO_ROOT} dev",
+            ),
+            ("MLflow UI (then open http://127.0.0.1:5000)", mlflow_ui),
+        ]
     )
 
 
+def _home_env(settings: Settings) -> str:
+    return f"BOOKING_PLATFORM_HOME={settings.home.resolve()}"
+
+
+def _print_commands(lines: list[tuple[str, str]]) -> None:
+    """One command a line, never wrapped nor styled, so that it can be copied as it stands."""
+    for label, command in lines:
+        console.print(f"{label}: {command}", soft_wrap=True, markup=False, highlight=False)
+
+
 INVALID_REASON = "invalid_reason"  # predict's output column: why a row was not scored
+# From this input size `predict` shows its steps on stderr (a bar and a line per step): the
+# real export (16 MB, 119k rows) takes several seconds, a 200-row file (27 kB) well under one.
+PREDICT_PROGRESS_BYTES = 1_000_000
+PREDICT_STEPS = 5  # read, check, load the champion, score, write
+STDOUT = Path("-")  # `--output -`: the CSV on stdout, every message on stderr
+
+
+def _predict_progress(input_path: Path) -> contextlib.AbstractContextManager:
+    """progress.task_progress over predict's steps on stderr for a large input, else nothing."""
+    from booking_platform.progress import task_progress
+
+    try:
+        large = input_path.stat().st_size >= PREDICT_PROGRESS_BYTES
+    except OSError:
+        large = False  # read_bookings says what is wrong with the path
+    if large:
+        return task_progress(f"predict {input_path.name}", PREDICT_STEPS, errors)
+    return contextlib.nullcontext(lambda label: None)
 
 
 def predict_file(
@@ -404,25 +442,46 @@ def predict_file(
     A row cleaning would quarantine keeps its place with an empty probability and its reason,
     as the batch job quarantines it; `strict` refuses the whole file instead. Only what makes
     the file unusable (unreadable, a model column missing, bad booking ids) exits 2."""
+    with _predict_progress(input_path) as advance:
+        return _predict(settings, input_path, output_path, as_of, strict, advance)
+
+
+def _predict(
+    settings: Settings,
+    input_path: Path,
+    output_path: Path,
+    as_of: date | None,
+    strict: bool,
+    advance: Callable[[str], None],
+) -> int:
+    import pandas as pd
+
+    from booking_platform.core.cleaning import clean_bookings
+    from booking_platform.core.compiled_trees import compiled_trees
+    from booking_platform.core.features import POST_BOOKING, SCORED_ON, SCORING_COLUMNS
+    from booking_platform.core.local_registry import load_champion
+    from booking_platform.core.scoring import score_bookings
+    from booking_platform.core.source import OUTCOME_COLUMNS, SourceError, read_bookings
+
+    said = errors if output_path == STDOUT else console
     try:
         source = read_bookings(input_path, required=SCORING_COLUMNS)
     except (SourceError, OSError) as error:
         return _refuse(str(error))
+    advance(f"read {len(source.frame):,} rows")
     # outcome and post-booking columns may come along; the model reads neither
     unused = [*OUTCOME_COLUMNS, *POST_BOOKING]
     result = clean_bookings(source.frame.drop(columns=unused, errors="ignore"))
     refused = result.quarantined
+    advance(f"checked: {len(refused):,} row(s) cannot be scored")
     if len(refused) and strict:
         detail = "; ".join(
             f"booking_id {row.booking_id}: {row.reason}" for row in refused.head(5).itertuples()
         )
         return _refuse(f"{input_path}: {len(refused)} row(s) cannot be scored ({detail})")
-    registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
     # asked as of a date: the model that was champion then, as the batch scores that date
-    champion = (
-        registry.load_alias(MODEL_NAME)
-        if as_of is None
-        else registry.load_champion_as_of(MODEL_NAME, as_of)
+    champion = load_champion(
+        settings.mlflow_tracking_uri, settings.mlflow_artifact_root, MODEL_NAME, as_of
     )
     if champion is None:
         return _refuse(
@@ -431,17 +490,22 @@ def predict_file(
             else f"no model was champion as of {as_of}: every registered model was trained on "
             "later arrivals (or none exists)"
         )
+    version, model = champion
+    advance(f"loaded the champion, v{version}")
     bookings = result.cleaned
     if as_of is not None:
         bookings = bookings.assign(**{SCORED_ON: pd.Timestamp(as_of)})
     columns = ["booking_id", "cancel_probability", "predicted_cancel", "model_version"]
-    # the service's compiled trees when it compiled this champion (same probabilities)
-    trees = compiled_trees(champion.model.classifier.booster_, settings.compiled_models_path)
+    # the service's compiled trees when it compiled this champion (same probabilities); one call
+    # for the whole file: the calibrator's arithmetic on a slice can differ from the batch's in
+    # the last bit, and the probabilities must be the batch path's exactly
+    trees = compiled_trees(model.classifier.booster_, settings.compiled_models_path)
     scores = (
-        score_bookings(champion.model, bookings, champion.version, trees=trees)[columns]
+        score_bookings(model, bookings, version, trees=trees)[columns]
         if len(bookings)
         else pd.DataFrame(columns=columns)
     )
+    advance(f"scored {len(scores):,} rows")
     # back in the file's order: ids are unique, so each row finds its score or its reason
     output = (
         source.frame[["booking_id"]]
@@ -452,14 +516,16 @@ def predict_file(
             how="left",
         )
     )
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    output.to_csv(output_path, index=False)
-    console.print(
-        f"wrote {len(scores):,} predictions to {output_path} (model v{champion.version})",
-        soft_wrap=True,
-    )
+    if output_path == STDOUT:
+        output.to_csv(sys.stdout, index=False)
+    else:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        output.to_csv(output_path, index=False)
+    where = "stdout" if output_path == STDOUT else output_path
+    advance(f"wrote {where}")
+    said.print(f"wrote {len(scores):,} predictions to {where} (model v{version})", soft_wrap=True)
     if len(refused):
-        console.print(
+        said.print(
             f"{len(refused):,} row(s) refused, left unscored with their reason in column "
             f"{INVALID_REASON} (--strict refuses the file instead)",
             soft_wrap=True,
@@ -468,6 +534,8 @@ def predict_file(
 
 
 def show_predictions(settings: Settings, limit: int) -> int:
+    from booking_platform.core import warehouse
+
     if not settings.warehouse_url and not settings.warehouse_path.exists():
         return _refuse("no warehouse yet: run `make run` first")
     with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
@@ -497,14 +565,18 @@ def _scored_by(settings: Settings, as_of: date) -> str:
     """Which model versions scored the predictions as of `as_of`, said against the model that is
     champion as of that date: a run that ends between promoting and scoring leaves them behind
     until the next run as of that date (or predictions_level_sensor) scores them again."""
+    from booking_platform.core import warehouse
+    from booking_platform.core.local_registry import champion_version
+
     with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
         versions = (
             sorted(set(warehouse.read_slice(connection, PREDICTIONS.name, as_of)["model_version"]))
             if warehouse.table_exists(connection, PREDICTIONS.name)
             else []
         )
-    registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
-    champion = registry.champion_version_as_of(MODEL_NAME, as_of)
+    champion = champion_version(
+        settings.mlflow_tracking_uri, settings.mlflow_artifact_root, MODEL_NAME, as_of
+    )
     expected = f"v{champion.version}" if champion else "no model"
     scored = ", ".join(f"v{v}" for v in versions)
     if champion is not None and versions == [champion.version]:
@@ -519,6 +591,8 @@ def _scored_by(settings: Settings, as_of: date) -> str:
 
 def _read_configured_source(settings: Settings) -> RawSource | None:
     """The configured export, or None after printing why it cannot be read."""
+    from booking_platform.core.source import SourceError, read_bookings, resolve_source
+
     try:
         return read_bookings(resolve_source(settings.source, settings.cache_dir))
     except (SourceError, OSError) as error:
@@ -528,6 +602,10 @@ def _read_configured_source(settings: Settings) -> RawSource | None:
 
 def replay(settings: Settings, dates: list[date]) -> int:
     """Write PMS snapshots of the configured source into the landing folder, oldest first."""
+    from rich.progress import track
+
+    from booking_platform.core.snapshots import write_snapshot
+
     source = _read_configured_source(settings)
     if source is None:
         return 2
@@ -539,6 +617,13 @@ def replay(settings: Settings, dates: list[date]) -> int:
 
 def backtest(settings: Settings, months: list[date], seeds: int) -> int:
     """Replay `months` under the three policies; write the table, plot and backtest.json."""
+    from rich.progress import track
+
+    from booking_platform.core import registry
+    from booking_platform.core.backtest import plot_backtest, run_backtest, summary_table
+    from booking_platform.core.retraining import RetrainingPolicy
+    from booking_platform.core.training import SEED
+
     source = _read_configured_source(settings)
     if source is None:
         return 2
@@ -583,6 +668,11 @@ def backtest(settings: Settings, months: list[date], seeds: int) -> int:
 
 def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: date | None) -> int:
     """Print one hotel's nights from the net_demand table (core/net_demand.py `read_nights`)."""
+    import pandas as pd
+
+    from booking_platform.core import warehouse
+    from booking_platform.core.net_demand import read_nights
+
     if start > end:
         return _refuse(f"--from {start} is after --to {end}")
     if not settings.warehouse_url and not settings.warehouse_path.exists():
@@ -628,7 +718,16 @@ def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: d
     return 0
 
 
+def month_or_date(text: str) -> date:
+    """core/snapshots.parse_month_or_date, imported only when a command line holds a month."""
+    from booking_platform.core.snapshots import parse_month_or_date
+
+    return parse_month_or_date(text)
+
+
 def _replay_dates(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[date]:
+    from booking_platform.core.snapshots import month_starts
+
     if args.as_of is not None:
         return [args.as_of]
     if args.start is None or args.end is None or args.start > args.end:
@@ -670,6 +769,10 @@ BOOKING_SUMMARY_COLUMNS = (
 
 def explain_booking(settings: Settings, booking_id: int) -> int:
     """The booking, its latest probability and the reasons stored with it."""
+    import pandas as pd
+
+    from booking_platform.core import warehouse
+
     if not settings.warehouse_url and not settings.warehouse_path.exists():
         return _refuse("no warehouse yet: run `make run` first")
     with warehouse.connect(settings.warehouse_location, read_only=True) as connection:
@@ -753,6 +856,8 @@ def cluster_command(settings: Settings, action: str) -> int:
     if settings.profile != CLUSTER:
         console.print("[red]error:[/] set BOOKING_PLATFORM_PROFILE=cluster (make cluster does)")
         return 2
+    from booking_platform.runtime import prepare_dagster_home
+
     prepare_dagster_home(settings)
     try:
         started = services.start_cluster(settings)
@@ -849,7 +954,9 @@ def _main(argv: list[str] | None) -> int:
     )
     predict = commands.add_parser("predict", help="score a CSV/zip of bookings")
     predict.add_argument("--input", required=True, type=Path)
-    predict.add_argument("--output", required=True, type=Path)
+    predict.add_argument(
+        "--output", required=True, type=Path, help="the CSV to write; - writes it to stdout"
+    )
     predict.add_argument(
         "--as-of",
         type=date.fromisoformat,
@@ -868,16 +975,16 @@ def _main(argv: list[str] | None) -> int:
         "replay", help="write PMS snapshots of the source into the landing folder"
     )
     replay_parser.add_argument("--as-of", type=date.fromisoformat, help="one snapshot date")
-    replay_parser.add_argument("--from", dest="start", type=parse_month_or_date, help="YYYY-MM")
-    replay_parser.add_argument("--to", dest="end", type=parse_month_or_date, help="YYYY-MM")
+    replay_parser.add_argument("--from", dest="start", type=month_or_date, help="YYYY-MM")
+    replay_parser.add_argument("--to", dest="end", type=month_or_date, help="YYYY-MM")
     replay_parser.add_argument(
         "--every", choices=["month"], default="month", help="series step (first of each month)"
     )
     backtest_parser = commands.add_parser(
         "backtest", help="replay month by month under the frozen, monthly and sensor policies"
     )
-    backtest_parser.add_argument("--from", dest="start", type=parse_month_or_date, required=True)
-    backtest_parser.add_argument("--to", dest="end", type=parse_month_or_date, required=True)
+    backtest_parser.add_argument("--from", dest="start", type=month_or_date, required=True)
+    backtest_parser.add_argument("--to", dest="end", type=month_or_date, required=True)
     backtest_parser.add_argument(
         "--seeds",
         type=_at_least(1),
@@ -887,8 +994,8 @@ def _main(argv: list[str] | None) -> int:
     backfill_parser = commands.add_parser(
         "backfill", help="run a job as of every landed snapshot in a date range"
     )
-    backfill_parser.add_argument("--from", dest="start", type=parse_month_or_date, required=True)
-    backfill_parser.add_argument("--to", dest="end", type=parse_month_or_date, required=True)
+    backfill_parser.add_argument("--from", dest="start", type=month_or_date, required=True)
+    backfill_parser.add_argument("--to", dest="end", type=month_or_date, required=True)
     backfill_parser.add_argument(
         "--job",
         default="scoring_job",
@@ -946,6 +1053,8 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "cluster":
         return cluster_command(settings, args.action)
     if args.command == "backtest":
+        from booking_platform.core.snapshots import month_starts
+
         return backtest(settings, month_starts(args.start, args.end), args.seeds)
     if args.command == "replay":
         return replay(settings, _replay_dates(args, parser))

@@ -1,6 +1,7 @@
 """The `booking-platform` command against a home where the main job has run (synthetic data)."""
 
 import gzip
+import io
 import json
 import os
 import re
@@ -15,9 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from booking_platform import cli
 from booking_platform.cli import main
 from booking_platform.config import Settings
-from booking_platform.core import registry, warehouse
+from booking_platform.core import local_registry, registry, warehouse
+from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.snapshots import write_snapshot
 from booking_platform.core.source import read_bookings
 from booking_platform.core.tables import PREDICTIONS, RAW_BOOKINGS
@@ -338,3 +341,82 @@ def test_run_as_of_outside_the_data_is_refused_before_a_partition(
         assert instance.get_dynamic_partitions("as_of_dates") == []
         assert instance.get_runs() == []
     assert not (home / "warehouse.duckdb").exists()
+
+
+def test_predict_shows_its_steps_on_stderr_and_keeps_stdout_for_the_csv(
+    env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli, "PREDICT_PROGRESS_BYTES", 0)  # this small file counts as large
+    source = write_csv(make_bookings(50, seed=5), tmp_path / "large.csv")
+    assert main(["predict", "--input", str(source), "--output", "-"]) == 0
+    captured = capsys.readouterr()
+    scores = pd.read_csv(io.StringIO(captured.out))
+    assert len(scores) == 50 and scores.columns[0] == "booking_id"
+    for step in ("done read 50 rows", "done loaded the champion, v1", "done scored", "5/5"):
+        assert step in captured.err
+    assert "wrote" in captured.err and "wrote" not in captured.out
+
+
+def test_predict_gives_the_probabilities_of_the_champion_loaded_through_mlflow(
+    env: dict[str, str], trained_home: Settings, tmp_path: Path
+) -> None:
+    """The local reading of the registry (no MLflow) answers as MlflowClient does and unpickles
+    the same model: identical probabilities."""
+    settings = trained_home
+    store = local_registry.sqlite_store(settings.mlflow_tracking_uri)
+    assert store is not None
+    registry.use_store(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    for as_of in (date(2016, 1, 1), date(2017, 5, 1), date(2018, 1, 1)):
+        assert local_registry.champion_version_as_of(
+            store, "booking_cancellation", as_of
+        ) == registry.champion_version_as_of("booking_cancellation", as_of)
+    version, model = local_registry.load_champion(
+        settings.mlflow_tracking_uri, settings.mlflow_artifact_root, "booking_cancellation"
+    )
+    through_mlflow = registry.load_alias("booking_cancellation")
+    assert version == through_mlflow.version
+    cleaned = clean_bookings(make_bookings(300, seed=7)).cleaned
+    assert (model.predict_proba(cleaned) == through_mlflow.model.predict_proba(cleaned)).all()
+
+
+HEAVY = ("dagster", "mlflow", "evidently", "pandera", "matplotlib")
+# predict cleans the file by the bookings contract (core/contracts.py), which is pandera's: the
+# one statement of what a valid booking is costs it ~0.4 s of import
+NEEDED = {"predict": {"pandera"}}
+
+
+@pytest.mark.parametrize("command", ["predictions", "explain", "predict"])
+def test_commands_a_person_types_import_no_heavy_library(
+    command: str, env: dict[str, str], trained_home: Settings, tmp_path: Path
+) -> None:
+    arguments = {
+        "predictions": ["predictions"],
+        "explain": ["explain", str(_riskiest(trained_home)["booking_id"])],
+        "predict": [
+            "predict",
+            "--input",
+            str(write_csv(make_bookings(20, seed=3), tmp_path / "b.csv")),
+            "--output",
+            str(tmp_path / "s.csv"),
+        ],
+    }[command]
+    script = (
+        "import sys\nfrom booking_platform.cli import main\n"
+        f"status = main({arguments!r})\n"
+        f"print('LOADED', status, *sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=300,
+        check=True,
+    )
+    (line,) = [line for line in completed.stdout.splitlines() if line.startswith("LOADED")]
+    status, *loaded = line.split()[1:]
+    assert status == "0", completed.stdout[-2000:] + completed.stderr
+    assert set(loaded) <= NEEDED.get(command, set()), loaded

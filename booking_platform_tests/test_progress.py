@@ -2,6 +2,7 @@
 
 import io
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,3 +77,30 @@ def test_task_progress_counts_units_of_work() -> None:
         "done as of 2017-03",
     ]
     assert "3/3" in text
+
+
+def test_checks_of_one_multi_asset_check_count_as_one_step(instance: dg.DagsterInstance) -> None:
+    """The main job's bar ended at 20/23: batch_predictions_checks holds several checks in one
+    step, and each check was counted as a step."""
+
+    @dg.asset
+    def rows() -> int:
+        return 3
+
+    @dg.multi_asset_check(
+        specs=[dg.AssetCheckSpec("positive", asset=rows), dg.AssetCheckSpec("small", asset=rows)]
+    )
+    def rows_checks() -> Iterator[dg.AssetCheckResult]:
+        yield dg.AssetCheckResult(check_name="positive", asset_key="rows", passed=True)
+        yield dg.AssetCheckResult(check_name="small", asset_key="rows", passed=True)
+
+    job = dg.Definitions(
+        assets=[rows],
+        asset_checks=[rows_checks],
+        jobs=[dg.define_asset_job("checked", executor_def=dg.in_process_executor)],
+    ).resolve_job_def("checked")
+    console, out = _console()
+    run_id = str(uuid.uuid4())
+    with run_progress(instance, run_id, job_step_count(job), console):
+        assert job.execute_in_process(instance=instance, run_id=run_id).success
+    assert job_step_count(job) == 2 and "2/2" in out.getvalue()

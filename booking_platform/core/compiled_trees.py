@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
 import lightgbm as lgb
 import lleaves
 import llvmlite.binding as llvm
+
+log = logging.getLogger(__name__)
 
 
 def _cache_key(text: str) -> str:
@@ -36,11 +40,14 @@ def compiled_trees(booster: lgb.Booster, cache_dir: Path) -> lleaves.Model | Non
     text = booster.model_to_string()
     if not (cache_dir / f"{_cache_key(text)}.o").exists():
         return None
-    return compile_trees(booster, cache_dir, text)
+    return compile_trees(booster, cache_dir, text=text)
 
 
-def compile_trees(booster: lgb.Booster, cache_dir: Path, text: str | None = None) -> lleaves.Model:
-    """The booster's trees as a native function, from `cache_dir` when compiled before."""
+def compile_trees(
+    booster: lgb.Booster, cache_dir: Path, name: str = "model", text: str | None = None
+) -> lleaves.Model:
+    """The booster's trees as a native function, from `cache_dir` when compiled before; what it
+    does is logged under `name`. `text`: the booster's model_to_string(), when at hand."""
     text = text or booster.model_to_string()
     key = _cache_key(text)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -50,12 +57,22 @@ def compile_trees(booster: lgb.Booster, cache_dir: Path, text: str | None = None
         model_file.write_text(text)
         trees = lleaves.Model(model_file=str(model_file))
         with (cache_dir / f"{key}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes
+            except BlockingIOError:
+                log.info("%s: waiting for another process compiling its trees", name)
+                fcntl.flock(lock, fcntl.LOCK_EX)
             if cached.exists():
                 trees.compile(cache=str(cached))
+                log.info("%s: compiled trees found in %s", name, cached)
             else:
+                log.info("compiling %s's trees to machine code (once per model and CPU)", name)
+                started = time.monotonic()
                 # written aside and renamed: a crash mid-write must not leave a cache to load
                 partial = cache_dir / f"{key}.{os.getpid()}.partial"
                 trees.compile(cache=str(partial))
                 partial.replace(cached)
+                log.info(
+                    "compiled %s in %.1f s, kept in %s", name, time.monotonic() - started, cached
+                )
     return trees

@@ -21,6 +21,7 @@ from mlflow.models import infer_signature
 from booking_platform.core.champions import TrainedVersion, champion_as_of, trained_on_newer_data
 from booking_platform.core.cleaning import type_bookings
 from booking_platform.core.drift import reference_sample
+from booking_platform.core.local_registry import AS_OF_TAG, CHAMPION
 from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
 from booking_platform.core.training import CancellationModel, ValidatedModel
 
@@ -28,9 +29,7 @@ if TYPE_CHECKING:  # the search's libraries (optuna, xgboost) stay out of the se
     from booking_platform.core.search import SearchResult
 
 EXPERIMENT_NAME = "booking_cancellation"
-CHAMPION = "champion"
 CHALLENGER = "challenger"  # set by a person to A/B test or shadow a model in the HTTP service
-AS_OF_TAG = "as_of"  # on runs and versions: the as-of date the model was trained as of
 DAGSTER_RUN_TAG = "dagster_run_id"  # on a candidate's MLflow run: the Dagster run that opened it
 REFERENCE_ARTIFACT = "reference/features.parquet"
 # Listed by hand: inferring requirements costs seconds per model and lists unrelated packages.

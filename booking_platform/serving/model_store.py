@@ -98,9 +98,19 @@ class ModelStore:
             return None
         if loaded is not None and loaded.version == str(entry.version):
             return loaded
+        started = time.monotonic()
+        log.info("loading %s v%s of %s", alias, entry.version, self.model_name)
         fresh = registry.load_version(self.model_name, entry)
-        trees = compile_trees(fresh.model.classifier.booster_, self.compiled_dir)
-        log.warning("loaded %s v%s (was %s)", alias, fresh.version, loaded and loaded.version)
+        trees = compile_trees(
+            fresh.model.classifier.booster_, self.compiled_dir, f"{alias} v{fresh.version}"
+        )
+        log.info(
+            "loaded %s v%s in %.1f s%s",
+            alias,
+            fresh.version,
+            time.monotonic() - started,
+            f" (replacing v{loaded.version})" if loaded else "",
+        )
         return LoadedModel(alias, fresh.version, fresh.run_id, fresh.model, trees, time.time())
 
     def refresh(self) -> ServingModels:

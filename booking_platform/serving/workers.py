@@ -17,6 +17,7 @@ lock per port (a file under the temporary directory) for as long as it serves.
 from __future__ import annotations
 
 import fcntl
+import logging
 import multiprocessing
 import os
 import re
@@ -32,6 +33,38 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from booking_platform.serving.metrics import multiprocess_directory
+
+# What the service is doing while it starts (loading, compiling, listening), for the person who
+# started it; model_store.py and compiled.py log to children of this logger.
+log = logging.getLogger("booking_platform.serving")
+
+
+def show_progress() -> None:
+    """The service's own lines on stderr, one per step, with the time and the process: uvicorn's
+    logging configuration (log level warning) covers only its own loggers."""
+    if log.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s serve[%(process)d] %(message)s", "%H:%M:%S")
+    )
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def address(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying when this worker listens (after the app's startup loaded the
+    models): uvicorn says nothing at log level warning, and with sockets passed in, nothing."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            log.info("listening on %s", address(self.config.host, self.config.port))
 
 
 def _bound_socket(host: str, port: int, *, shared: bool) -> socket.socket:
@@ -52,12 +85,13 @@ def _bound_socket(host: str, port: int, *, shared: bool) -> socket.socket:
 def _serve_one_worker(config_kwargs: dict[str, Any]) -> None:
     config = uvicorn.Config(**config_kwargs)
     config.configure_logging()
+    show_progress()
     try:
         sock = _bound_socket(config.host, config.port, shared=True)
     except OSError as error:
         print(f"error: cannot bind {config.host}:{config.port}: {error}", file=sys.stderr)
         sys.exit(STARTUP_FAILURE)
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config).run(sockets=[sock])
 
 
 class PortTaken(Exception):
@@ -95,6 +129,12 @@ def run_workers(config_kwargs: dict[str, Any], workers: int) -> int:
     except (PortTaken, OSError) as error:
         print(f"error: cannot serve on {host}:{port}: {error}", file=sys.stderr)
         return STARTUP_FAILURE
+    show_progress()
+    log.info(
+        "starting %d worker(s) for %s; each listens once it has loaded the models",
+        workers,
+        address(host, port),
+    )
     try:
         return _supervise(config_kwargs, workers)
     finally:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import IO
 
 import dagster as dg
 import httpx
@@ -91,8 +92,11 @@ class Server:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
 
-def start_server(settings: Settings, *flags: str, env: dict[str, str] | None = None) -> Server:
-    """`booking-platform serve` in its own process group, ready when /health answers at all."""
+def start_server(
+    settings: Settings, *flags: str, env: dict[str, str] | None = None, output: IO | None = None
+) -> Server:
+    """`booking-platform serve` in its own process group, ready when /health answers at all;
+    its stdout and stderr go to `output` when given."""
     port = free_port()
     process = subprocess.Popen(
         [str(CLI), "serve", "--host", "127.0.0.1", "--port", str(port), *flags],
@@ -103,6 +107,8 @@ def start_server(settings: Settings, *flags: str, env: dict[str, str] | None = N
             "BOOKINGS_AS_OF": str(settings.as_of),
             **(env or {}),
         },
+        stdout=output,
+        stderr=output,
         start_new_session=True,
     )
     server = Server(f"http://127.0.0.1:{port}", process, settings)

@@ -2,6 +2,7 @@
 and a port already served is refused instead of shared."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -20,6 +21,9 @@ from booking_platform_tests.serving.conftest import (
     cleaned_rows,
     free_port,
     set_alias,
+    start_server,
+    stop_server,
+    wait_until_ready,
 )
 
 
@@ -143,3 +147,29 @@ def test_a_second_server_started_while_the_first_loads_is_refused(served_home: S
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=30)
+
+
+def test_serve_says_what_it_is_doing_while_it_loads(served_home: Settings, tmp_path: Path) -> None:
+    set_alias(served_home, "challenger", None)
+    log = tmp_path / "serve.log"
+    with log.open("w") as output:
+        server = start_server(served_home, "--workers", "2", output=output)
+    try:
+        wait_until_ready(server)
+        port = server.url.rsplit(":", 1)[1]
+        deadline = time.monotonic() + 60  # the second worker may still be loading
+        while log.read_text().count(f"listening on http://127.0.0.1:{port}") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    finally:
+        stop_server(server)
+    said = log.read_text()
+    assert f"starting 2 worker(s) for http://127.0.0.1:{port}" in said
+    assert said.count("loading champion v1 of booking_cancellation") == 2
+    # one worker compiles (or finds the trees compiled by an earlier test), the other finds them
+    assert "champion v1: compiled trees found in " in said
+    assert re.search(r"compiled champion v1 in \d+\.\d s|compiled trees found", said)
+    assert re.search(r"loaded champion v1 in \d+\.\d s", said)
+    assert re.search(
+        rf"^\d\d:\d\d:\d\d serve\[\d+\] listening on http://127.0.0.1:{port}$", said, re.M
+    )
