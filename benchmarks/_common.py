@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -79,6 +81,19 @@ SEED_POST_BOOKING: tuple[str, ...] = (
     "booking_changes",
     "days_in_waiting_list",
 )
+
+
+def stop_group(process: subprocess.Popen, grace_seconds: float = 30.0) -> None:
+    """Stop a process we started as the leader of its own group (start_new_session=True), and
+    every process it started, by its PID: politely, then by force after `grace_seconds`."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _positive_int(text: str) -> int:

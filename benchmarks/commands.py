@@ -20,7 +20,6 @@ free port, runs in its own process group and is stopped by its PID (SIGTERM, the
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-from _common import cpu_snapshot, median, others_cpu_line, source_parser
+from _common import cpu_snapshot, median, others_cpu_line, source_parser, stop_group
 from rich.console import Console
 from rich.table import Table
 
@@ -62,17 +61,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """By the server's PID: it leads its own process group, which holds its workers."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def serve_until_healthy(env: dict[str, str], log: Path) -> float:
     """Seconds from starting `serve` to its first 200 on /health; its output goes to `log`."""
     port = _free_port()
@@ -97,7 +85,7 @@ def serve_until_healthy(env: dict[str, str], log: Path) -> float:
             time.sleep(0.1)
         raise RuntimeError(f"serve not healthy within {SERVE_TIMEOUT_SECONDS} s: {log.read_text()}")
     finally:
-        _stop(process)
+        stop_group(process)  # the server leads its group, which holds its workers
 
 
 def _riskiest_booking(home: Path) -> int:

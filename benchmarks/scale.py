@@ -13,7 +13,6 @@ as the export's valid rows, one predictions slice for the as-of date.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from _common import DEFAULT_AS_OF, REPO_ROOT, cpu_snapshot, others_cpu_line, source_parser
+from _common import (
+    DEFAULT_AS_OF,
+    REPO_ROOT,
+    cpu_snapshot,
+    others_cpu_line,
+    source_parser,
+    stop_group,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -117,8 +123,7 @@ def run_factor(export: pd.DataFrame, factor: int, scratch: Path, timeout: float)
     try:
         code = process.wait(timeout=timeout)
     except BaseException:  # a timeout or Ctrl-C: never leave the job running behind us
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop_group(process, grace_seconds=10)
         raise
     finally:
         stop.set()

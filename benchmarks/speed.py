@@ -9,7 +9,6 @@ time of ours against the seed's GradientBoosting on the same history rows (targe
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from _common import (
     median,
     others_cpu_line,
     seed_proba,
+    stop_group,
     train_both,
     training_table,
 )
@@ -44,16 +44,6 @@ SCORING_TARGET = 300_000  # rows/s, all cleaned bookings (issue 15)
 
 class JobFailed(RuntimeError):
     """The main job exited non-zero or timed out; the message carries the end of its log."""
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the job we started (its own process group), politely first."""
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def _dagster_run_seconds(home: Path) -> float:
@@ -83,15 +73,15 @@ def run_job_once(home: Path, source: Path, as_of: date, timeout: float) -> tuple
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group, so _stop reaches its children too
+            start_new_session=True,  # its own group, so stop_group reaches its children
         )
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _stop(process)
+            stop_group(process, grace_seconds=10)
             code = None
         except BaseException:  # Ctrl-C: never leave the job running behind us
-            _stop(process)
+            stop_group(process, grace_seconds=10)
             raise
         seconds = time.perf_counter() - start
     if code != 0:
