@@ -7,6 +7,7 @@ contract exists (core/contracts.py), each column carries its constraints and the
 contract's row rules, as dagster-pandera states them.
 """
 
+import warnings
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,11 @@ def table_schema(
     if contract is not None:
         from dagster_pandera import pandera_schema_to_dagster_type  # noqa: PLC0415 (pandera)
 
-        schema = pandera_schema_to_dagster_type(contract).metadata["schema"].schema
+        # dagster-pandera's converter is marked beta; its warning on every run would land in
+        # the middle of `make run`'s progress (the pins hold the version this was built on)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            schema = pandera_schema_to_dagster_type(contract).metadata["schema"].schema
         stated = {column.name: column for column in schema.columns}
         constraints = schema.constraints
     columns = [
