@@ -35,8 +35,9 @@ from uvicorn.config import STARTUP_FAILURE
 from booking_platform.serving.metrics import multiprocess_directory
 
 # What the service is doing while it starts (loading, compiling, listening), for the person who
-# started it; model_store.py and compiled.py log to children of this logger.
+# started it: model_store.py logs to a child of this logger, core/compiled_trees.py to its own.
 log = logging.getLogger("booking_platform.serving")
+PROGRESS_LOGGERS = (log, logging.getLogger("booking_platform.core.compiled_trees"))
 
 
 def show_progress() -> None:
@@ -48,9 +49,10 @@ def show_progress() -> None:
     handler.setFormatter(
         logging.Formatter("%(asctime)s serve[%(process)d] %(message)s", "%H:%M:%S")
     )
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
+    for logger in PROGRESS_LOGGERS:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def address(host: str, port: int) -> str:
