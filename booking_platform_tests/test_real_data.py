@@ -4,11 +4,14 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
+from booking_platform.core.cleaning import open_bookings
+from booking_platform.core.explanations import contributions
 from booking_platform_tests.conftest import run_main_job
 
 AS_OF = date(2017, 5, 1)
@@ -37,3 +40,11 @@ def test_champion_beats_the_out_of_time_floor_on_real_data(
     print(f"out-of-time ROC AUC on {len(later):,} arrivals from {AS_OF}: {auc:.4f}")
     assert auc >= MIN_OUT_OF_TIME_AUC
     assert 5_000 < scored < len(later)
+
+    # the reasons' exact contributions for the open bookings, computed once per distinct way
+    # through each tree (core/tree_contributions.py), are LightGBM's own
+    features = champion.model.builder.transform(open_bookings(cleaned, AS_OF))
+    assert len(features) == scored
+    ours = contributions(champion.model, features)
+    expected = champion.model.classifier.predict(features, pred_contrib=True)
+    assert np.abs(ours - expected).max() < 1e-9
