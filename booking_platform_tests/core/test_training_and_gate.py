@@ -12,7 +12,10 @@ from booking_platform.core.metrics import calibration_error, classification_metr
 from booking_platform.core.plots import CANDIDATE_PLOT_TITLES, candidate_plots, monthly_roc_auc
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import (
+    N_JOBS,
     ValidatedModel,
+    fit_classifier,
+    fit_classifiers,
     holdout_start,
     train_and_validate,
     training_questions,
@@ -83,6 +86,24 @@ def test_training_is_reproducible(feature_set: FeatureSet, strong: ValidatedMode
     again = _train(feature_set)
     assert again.metrics == strong.metrics
     np.testing.assert_array_equal(again.holdout_proba, strong.holdout_proba)
+
+
+def test_fits_side_by_side_equal_fits_one_after_the_other(feature_set: FeatureSet) -> None:
+    history, _ = feature_set.part("history")
+    features = feature_set.builder.transform(history)
+    labels = history["is_canceled"].to_numpy()
+    early = (history["arrival_date"] < holdout_start(AS_OF)).to_numpy()
+    sets = {"all": (features, labels), "early": (features[early], labels[early])}
+    side_by_side = fit_classifiers(sets, {"n_estimators": 40})
+    for name, (x, y) in sets.items():
+        alone = fit_classifier(x, y, {"n_estimators": 40})  # on N_JOBS threads
+        assert alone.get_params()["n_jobs"] == N_JOBS == side_by_side[name].get_params()["n_jobs"]
+        np.testing.assert_array_equal(
+            side_by_side[name].predict_proba(x), alone.predict_proba(x), err_msg=name
+        )
+    assert not np.array_equal(
+        side_by_side["all"].predict_proba(features), side_by_side["early"].predict_proba(features)
+    )
 
 
 def test_gate_floors_stop_a_weak_first_candidate(
