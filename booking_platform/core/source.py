@@ -23,6 +23,7 @@ from typing import IO
 import pandas as pd
 
 from booking_platform.core.bounds import MAX_BOOKING_ID, whole_numbers
+from booking_platform.core.shared_strings import share_repeated_strings
 
 # The source schema: column -> kind. "int"/"float" must parse as numbers; "str" is free text.
 FEATURE_SOURCE_COLUMNS: dict[str, str] = {
@@ -162,7 +163,7 @@ def _read_text_frame(path: Path) -> pd.DataFrame:
         if repeated:
             raise SourceError(f"{path}: column(s) {repeated} appear more than once in the header")
         with _open_csv(path) as handle:
-            return pd.read_csv(handle, **read)
+            return share_repeated_strings(pd.read_csv(handle, **read))
     except (EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile) as error:
         # a truncated .gz or zip member ends early; a corrupt one fails its checksum
         raise SourceError(

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from booking_platform.core.shared_strings import share_repeated_strings
 from booking_platform.core.tables import PREDICTIONS
 
 T = TypeVar("T")
@@ -167,7 +168,7 @@ def _text_when_empty(frame: pd.DataFrame) -> pd.DataFrame:
 
 @singledispatch
 def read_table(connection: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
-    return connection.execute(f'SELECT * FROM "{name}"').df()
+    return share_repeated_strings(connection.execute(f'SELECT * FROM "{name}"').df())
 
 
 @singledispatch
@@ -200,7 +201,7 @@ def replace_slices(
 @singledispatch
 def read_slice(connection: duckdb.DuckDBPyConnection, name: str, as_of: date) -> pd.DataFrame:
     """One as-of date's rows of a table, without the `as_of` column."""
-    return (
+    return share_repeated_strings(
         connection.execute(f'SELECT * FROM "{name}" WHERE as_of = ?', [as_of])
         .df()
         .drop(columns="as_of")

@@ -116,6 +116,9 @@ def test_both_stores_give_back_the_same_frames(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pg_cleaned, duck_cleaned)
     pd.testing.assert_frame_equal(pg_nulls, duck_nulls)
     assert pg_types == duck_types
+    # one object per distinct text on both (core/shared_strings.py: what 10x the data needs)
+    for frame in (duck_cleaned, pg_cleaned):
+        assert len({id(hotel) for hotel in frame["hotel"]}) == frame["hotel"].nunique() == 2
 
 
 def test_a_predictions_table_from_before_reasons_gains_the_columns(tmp_path: Path) -> None:
