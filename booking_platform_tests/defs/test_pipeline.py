@@ -1,5 +1,6 @@
 """The main job on a real Dagster instance, DuckDB file and MLflow sqlite store (synthetic data)."""
 
+import gc
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -10,6 +11,7 @@ from mlflow import MlflowClient
 
 from booking_platform.config import MODEL_NAME, Settings
 from booking_platform.core import registry, warehouse
+from booking_platform.core.features import FeatureSet
 from booking_platform.core.tables import (
     CLEANED_BOOKINGS,
     PREDICTIONS,
@@ -38,6 +40,11 @@ def _gate(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
     return evaluation
 
 
+def _feature_sets_alive() -> int:
+    gc.collect()
+    return sum(isinstance(o, FeatureSet) for o in gc.get_objects())
+
+
 def _query(settings: Settings, sql: str) -> list[tuple]:
     with warehouse.connect(settings.warehouse_path, read_only=True) as connection:
         return connection.execute(sql).fetchall()
@@ -51,10 +58,14 @@ def _champion_version(settings: Settings) -> str | None:
 def test_main_job_trains_gates_registers_and_scores(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
+    alive_before = _feature_sets_alive()
     result = run_main_job(settings, instance)
     assert result.success
     assert materialized_assets(result) == ALL_ASSETS
     assert _gate(result).passed
+    # the run keeps no step's output in memory once the step is done: they live in the IO
+    # manager (what ten times the data needs, runtime.execute_as_of)
+    assert _feature_sets_alive() == alive_before
     checks = [
         e for e in result.all_events if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
     ]
