@@ -358,8 +358,16 @@ class FeatureSet:
     features: pd.DataFrame  # builder.transform(bookings), same index
 
     def part(self, role: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        rows = (self.bookings["role"] == role).to_numpy()
-        return self.bookings[rows], self.features[rows]
+        return self.bookings_of(role), self.features_of(role)
+
+    def bookings_of(self, role: str) -> pd.DataFrame:
+        return self.bookings[self._is(role)]
+
+    def features_of(self, role: str) -> pd.DataFrame:
+        return self.features[self._is(role)]
+
+    def _is(self, role: str) -> np.ndarray:
+        return (self.bookings["role"] == role).to_numpy()
 
 
 def build_feature_set(cleaned: pd.DataFrame, as_of: date) -> FeatureSet:

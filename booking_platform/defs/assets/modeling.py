@@ -84,9 +84,10 @@ def candidate_model(
     mlflow_registry.experiment_id()
     search = registry.latest_search(Path(mlflow_registry.artifact_root), as_of)
     params = {**search.params, **overrides}
-    history, features = booking_features.part("history")
+    # no reference to the history's rows here, and its features taken after the fits: at ten
+    # times the data the copies held at once were the job's memory peak (docs/design.md)
     validated = train_and_validate(
-        history,
+        booking_features.bookings_of("history"),
         booking_features.builder,
         booking_features.as_of,
         params,
@@ -94,10 +95,11 @@ def candidate_model(
     )
     plots = candidate_plots(validated)
     reason = context.run.tags.get(RETRAIN_REASON_TAG, "")
+    training_features = booking_features.features_of("history")
     run_id, model_uri = registry.log_candidate(
         mlflow_registry.experiment_id(),
         validated,
-        training_features=features,
+        training_features=training_features,
         params={
             **DEFAULT_PARAMS,
             **params,
@@ -135,7 +137,7 @@ def candidate_model(
             "configuration": search.describe(),
             "calibration": f"{validated.model.calibrator.describe()}: "
             f"{validated.calibration.reason}",
-            "trained_on_rows": len(history),
+            "trained_on_rows": len(training_features),
             "holdout": f"arrivals {validated.holdout_start.date()} .. {booking_features.as_of}"
             f" (excl.), {int(metrics['rows']):,} rows",
             **{f"holdout_{k}": round(float(v), 4) for k, v in metrics.items() if k != "rows"},
