@@ -93,13 +93,13 @@ def test_fits_side_by_side_equal_fits_one_after_the_other(feature_set: FeatureSe
     features = feature_set.builder.transform(history)
     labels = history["is_canceled"].to_numpy()
     early = (history["arrival_date"] < holdout_start(AS_OF)).to_numpy()
-    sets = {"all": (features, labels), "early": (features[early], labels[early])}
-    side_by_side = fit_classifiers(sets, {"n_estimators": 40})
-    for name, (x, y) in sets.items():
-        alone = fit_classifier(x, y, {"n_estimators": 40})  # on N_JOBS threads
+    subsets = {"all": np.ones(len(labels), dtype=bool), "early": early}
+    side_by_side = fit_classifiers(features, labels, subsets, {"n_estimators": 40})
+    for name, rows in subsets.items():
+        alone = fit_classifier(features[rows], labels[rows], {"n_estimators": 40})  # 2 threads
         assert alone.get_params()["n_jobs"] == N_JOBS == side_by_side[name].get_params()["n_jobs"]
         np.testing.assert_array_equal(
-            side_by_side[name].predict_proba(x), alone.predict_proba(x), err_msg=name
+            side_by_side[name].predict_proba(features), alone.predict_proba(features), err_msg=name
         )
     assert not np.array_equal(
         side_by_side["all"].predict_proba(features), side_by_side["early"].predict_proba(features)
