@@ -4,7 +4,6 @@ started anywhere gets the same instance settings, partition and dead-run recover
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 from pathlib import Path
@@ -17,26 +16,6 @@ if TYPE_CHECKING:  # Dagster is imported by the functions that run jobs: `predic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_YAML = {EMBEDDED: "dagster.yaml", CLUSTER: "dagster-cluster.yaml"}
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc's malloc.h)
-MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value, kept fixed
-
-
-def return_freed_memory_promptly() -> bool:
-    """Have glibc give a freed block of 128 KiB or more back to the system at once.
-
-    glibc serves such a block with a mapping of its own, unmapped when freed, but raises that
-    threshold after every such free (up to 32 MiB): from then on the few-MiB blocks of pandas
-    columns and LightGBM's buffers come from heaps that keep the memory after it is freed, one
-    heap per thread. Setting the threshold turns the raising off. At ten times the data this
-    took `candidate_model`'s peak from 4,090 to 3,649 MiB (docs/measurements.md); it is what
-    MALLOC_MMAP_THRESHOLD_=131072 does, which a running process cannot set for itself. Returns
-    whether it applied (False where the C library is not glibc).
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -96,7 +75,6 @@ def execute_as_of(
     from booking_platform.defs.dead_runs import in_process_tags
     from booking_platform.defs.partitions import as_of_partitions
 
-    return_freed_memory_promptly()
     instance.add_dynamic_partitions(as_of_partitions.name, [as_of])
     selection = [dg.AssetKey(a) for a in assets or []]
     ephemeral_job = job.as_ephemeral_job(
