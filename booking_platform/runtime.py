@@ -60,7 +60,7 @@ def execute_as_of(
 
     This is `JobDefinition.execute_in_process` without its output capture: that keeps every
     step's output in memory until the run ends (so `output_for_node` can return it), which
-    held the feature set, the candidate and the predictions at once, about 1.5 GB of the 5.3 GB
+    held the feature set, the candidate and the predictions at once: 0.8 GB of the 5.3 GB
     peak at ten times the data (docs/measurements.md). Outputs live in the IO manager; the
     result keeps the run's events, which is all the callers read.
     """
