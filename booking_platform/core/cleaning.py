@@ -15,7 +15,11 @@ import pandas as pd
 
 from booking_platform.core.bounds import out_of_bounds
 from booking_platform.core.contracts import NA_FILL, quarantine_reasons
-from booking_platform.core.source import FEATURE_SOURCE_COLUMNS, OUTCOME_COLUMNS
+from booking_platform.core.source import (
+    FEATURE_SOURCE_COLUMNS,
+    OUTCOME_COLUMNS,
+    numbers_as_written,
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ def parse_dates(text: pd.Series) -> pd.Series:
 def _numbers(column: str, values: pd.Series) -> pd.Series:
     """A numeric column as float64, NA where it does not parse or breaks its bound (NUMBER_BOUNDS):
     nothing downstream ever computes with, or casts, a number outside its range."""
-    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    numbers = numbers_as_written(values)
     below, above, fraction = out_of_bounds(column, numbers)
     return numbers.mask(below | above | fraction)
 

@@ -21,6 +21,7 @@ from booking_platform.core.source import (
     HOTEL_NAME,
     OUTCOME_COLUMNS,
     SOURCE_SCHEMA,
+    numbers_as_written,
 )
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ def quarantine_reasons(
     as_read = raw.assign(
         **{
             # numbers written as text: what they say (the source refuses text that is no number)
-            column: pd.to_numeric(raw[column], errors="coerce").astype("float64")
+            column: numbers_as_written(raw[column])
             for column in raw.columns
             if SOURCE_SCHEMA.get(column, "str") != "str"
         }

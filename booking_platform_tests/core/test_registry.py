@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.data.digest_utils import MAX_ROWS, compute_pandas_digest
 
 from booking_platform.config import load_settings
 from booking_platform.core import registry
@@ -95,10 +96,11 @@ def test_using_a_store_leaves_the_persons_mlflow_setting_alone(
     assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5999"
 
 
-def test_a_logged_dataset_has_the_schema_mlflow_infers_from_every_row() -> None:
-    """The schema comes from a sample: a value missing only far down a column must still make
-    the column optional, as MLflow's own inference over every row does."""
-    rows = 3 * registry.SCHEMA_SAMPLE_ROWS
+def test_a_logged_dataset_has_the_schema_and_digest_mlflow_computes_from_every_row() -> None:
+    """The schema comes from a sample and the digest from each column's distinct values: a value
+    missing only far down a column (past the 10,000 rows MLflow hashes) must still make the
+    column optional and change the digest, as MLflow's own pass over every row does."""
+    rows = MAX_ROWS + 3 * registry.SCHEMA_SAMPLE_ROWS
     frame = pd.DataFrame(
         {
             "hotel": pd.Categorical(["City Hotel", "Resort Hotel"] * (rows // 2)),
@@ -113,7 +115,9 @@ def test_a_logged_dataset_has_the_schema_mlflow_infers_from_every_row() -> None:
     logged = registry.dataset(frame, name="late gaps", targets="adults")
     full = mlflow.data.from_pandas(frame, name="late gaps", targets="adults")
     assert logged.schema == full.schema
-    assert logged.to_dict() == full.to_dict()
+    assert logged.to_dict() == full.to_dict()  # the digest included
+    for empty_or_not in (frame.head(0), frame.drop(columns="country")):
+        assert registry.pandas_digest(empty_or_not) == compute_pandas_digest(empty_or_not)
     required = {spec.name: spec.required for spec in logged.schema.inputs}
     assert required == {
         "hotel": True,

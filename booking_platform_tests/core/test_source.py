@@ -8,7 +8,12 @@ import pandas as pd
 import pytest
 
 from booking_platform.core.features import SCORING_COLUMNS
-from booking_platform.core.source import SourceError, read_bookings, resolve_source
+from booking_platform.core.source import (
+    SourceError,
+    numbers_as_written,
+    read_bookings,
+    resolve_source,
+)
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 
@@ -168,3 +173,18 @@ def test_a_truncated_gzip_names_the_file(tmp_path: Path) -> None:
     truncated.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(SourceError, match="bookings_2017-05-01.csv.gz: the compressed file is"):
         read_bookings(truncated)
+
+
+def test_numbers_as_written_parse_as_pandas_parses_each_cell() -> None:
+    text = pd.Series(
+        ["1", "2.50", None, "1", "x", "1e308", "-0", " 3 ", "", "nan", "2.50", "1e400"],
+        index=range(10, 22),
+        name="adr",
+        dtype=object,
+    )
+    parsed = numbers_as_written(text)
+    cell_by_cell = pd.to_numeric(text, errors="coerce").astype("float64")
+    pd.testing.assert_series_equal(parsed, cell_by_cell)
+    assert parsed.iloc[:3].tolist()[:2] == [1.0, 2.5] and pd.isna(parsed.iloc[2])
+    numeric = pd.Series([1, 2, None], dtype="Int64")
+    assert numbers_as_written(numeric).tolist()[:2] == [1.0, 2.0]
