@@ -22,7 +22,13 @@ from booking_platform.core.tables import (
     QUARANTINED_BOOKINGS,
     RAW_BOOKINGS,
 )
-from booking_platform.core.warehouse import column_types, read_slice, staged_name, table_exists
+from booking_platform.core.warehouse import (
+    column_types,
+    count_rows,
+    read_slice,
+    staged_name,
+    table_exists,
+)
 from booking_platform.defs.assets.ingestion import (
     ACCEPT_SHRINK_TAG,
     cleaned_bookings,
@@ -177,7 +183,7 @@ def cleaned_bookings_complete(
     with warehouse.connect(read_only=True) as connection:
         cleaned = read_slice(connection, staged_name(CLEANED_BOOKINGS.name), as_of)
         raw_rows, quarantined = (
-            len(read_slice(connection, staged_name(table), as_of))
+            count_rows(connection, staged_name(table), as_of)
             for table in (RAW_BOOKINGS.name, QUARANTINED_BOOKINGS.name)
         )
     still_open = cleaned["arrival_date"] >= pd.Timestamp(as_of)
