@@ -20,11 +20,9 @@ from rich.table import Table
 
 from booking_platform.core.demand_replay import (
     FIT_BEFORE,
-    VARIANTS,
     chosen_shock,
     run_demand_replay,
     summarise,
-    variant_name,
 )
 from booking_platform.core.net_demand import DEFAULT_HORIZON_DAYS, DEFAULT_WALK_RISK
 from booking_platform.core.snapshots import month_starts, parse_month_or_date
@@ -112,8 +110,7 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
     for hotel in hotels:
         for part in ("all", "fit", "later"):
             coverage.add_column(f"{hotel}\n{part}", justify="right")
-    for variant in VARIANTS:
-        name = variant_name(*variant)
+    for name in summary["hotels"][hotels[0]]["coverage"]:
         cells = []
         for hotel in hotels:
             for part in ("all", "fit", "later"):
@@ -126,6 +123,13 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
         coverage.add_row(name, *cells)
     console.print(coverage)
     console.print(f"shared shock nearest nominal on the fit months: {chosen_shock(summary):g}")
+    console.print(
+        "shock measured on the earlier forecasts, per month (shifts measured): "
+        + ", ".join(
+            f"{month} {row['shock_sd']:.2f} ({row['shifts']})"
+            for month, row in summary["measured_shocks"].items()
+        )
+    )
     walk = Table(title=f"Overbooking headroom at walk risk {walk_risk:.0%}")
     for column in (
         "hotel",

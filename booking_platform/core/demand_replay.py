@@ -38,11 +38,18 @@ from booking_platform.core.net_demand import (
     DEFAULT_WALK_RISK,
     estimate_capacity,
     forecast_net_demand,
+    known_outcomes,
+    measured_shock_sd,
     night_rows,
     on_the_books,
+    past_shifts,
     realised_occupancy,
 )
-from booking_platform.core.performance_estimation import estimate_by_arrival_month
+from booking_platform.core.performance_estimation import (
+    estimate_by_arrival_month,
+    sharpened,
+    sharpness,
+)
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import take_snapshot
 from booking_platform.core.training import SEED, train_and_validate
@@ -60,8 +67,22 @@ VARIANTS: tuple[tuple[str, str, float], ...] = (
 FIT_BEFORE = date(2017, 1, 1)
 
 
+# the table's grouping and method with the shock its own past forecasts measured
+# (net_demand.past_shifts), read beside the fixed ones
+MEASURED = f"{DEFAULT_GROUPING}/{DEFAULT_METHOD}/shock measured"
+MEASURED_SUFFIX = "__measured"
+
+
 def variant_name(grouping: str, method: str, shock_sd: float) -> str:
     return f"{grouping}/{method}/shock {shock_sd:g}"
+
+
+def variant_columns(nights: pd.DataFrame) -> dict[str, str]:
+    """Each variant's name -> the suffix of its columns in a replay's nights."""
+    named = {variant_name(*v): "" if i == 0 else f"__{i}" for i, v in enumerate(VARIANTS)}
+    if f"headroom{MEASURED_SUFFIX}" in nights:
+        named[MEASURED] = MEASURED_SUFFIX
+    return named
 
 
 LEAD_BAND_EDGES = (0, 8, 15, 31, 61, 91, 121, 181, 271, 100_000)  # days to arrival
@@ -73,6 +94,7 @@ class MonthForecast:
     as_of: date
     nights: pd.DataFrame  # hotel, night, forecasts, baselines, realised
     estimates: pd.DataFrame  # arrival month: estimated and realised ROC AUC / calibration
+    scored: pd.DataFrame  # the open bookings' probabilities and final outcomes (past_shifts)
 
 
 def _band(days: pd.Series) -> np.ndarray:
@@ -176,8 +198,14 @@ def replay_month(
     walk_risk: float = DEFAULT_WALK_RISK,
     capacity: dict[str, int] | None = None,
     seed: int = SEED,
+    measured_shock: float | None = None,
+    measured_sharpness: float = np.nan,
 ) -> MonthForecast:
-    """Forecast as of `as_of` from its snapshot of `raw`; grade on `final` (cleaned export)."""
+    """Forecast as of `as_of` from its snapshot of `raw`; grade on `final` (cleaned export).
+
+    `measured_shock`: also forecast with this shock sd (columns suffixed MEASURED_SUFFIX).
+    `measured_sharpness`: also estimate each month's performance (CBPE) on the probabilities
+    made this sharp (columns `..._sharpened`; performance_estimation.sharpness)."""
     snapshot = clean_bookings(take_snapshot(raw, as_of), as_of).cleaned
     feature_set = build_feature_set(snapshot, as_of)
     history, _ = feature_set.part("history")
@@ -191,16 +219,20 @@ def replay_month(
     )
     hotel_capacity = estimate_capacity(snapshot, as_of, capacity)
     nights = None
-    for index, variant in enumerate(VARIANTS):
+    variants = {f"__{index}": variant for index, variant in enumerate(VARIANTS)}
+    if measured_shock is not None:
+        variants[MEASURED_SUFFIX] = (DEFAULT_GROUPING, DEFAULT_METHOD, measured_shock)
+    for suffix, variant in variants.items():
         forecast = forecast_net_demand(
             books, as_of, hotel_capacity, horizon_days, walk_risk, *variant
         )
         if nights is None:
             nights = forecast
         else:
-            suffix = f"__{index}"
             bounds = [c for c in forecast if c.startswith("occupied_")] + ["headroom"]
             nights = nights.join(forecast[bounds].add_suffix(suffix))
+    if measured_shock is not None:
+        nights["measured_shock_sd"] = measured_shock
     end = final["arrival_date"].max() + pd.Timedelta(days=1)
     realised = realised_occupancy(final, as_of, end).set_index(["hotel", "night"])
     keys = pd.MultiIndex.from_frame(nights[["hotel", "night"]])
@@ -215,7 +247,22 @@ def replay_month(
     nights["as_of"] = pd.Timestamp(as_of)
     open_scored = open_rows[["booking_id", "arrival_date"]].merge(scores, on="booking_id")
     estimates = _realised_estimates(open_scored, final).assign(as_of=str(as_of))
-    return MonthForecast(as_of, nights, estimates)
+    if not np.isnan(measured_sharpness):
+        corrected = open_scored.assign(
+            cancel_probability=sharpened(open_scored["cancel_probability"], measured_sharpness)
+        )
+        again = estimate_by_arrival_month(corrected).set_index("arrival_month")
+        estimates["estimated_roc_auc_sharpened"] = estimates["arrival_month"].map(
+            again["estimated_roc_auc"]
+        )
+    estimates["measured_sharpness"] = measured_sharpness
+    scored = (
+        open_rows[["booking_id", "hotel", "arrival_date"]]
+        .merge(scores[["booking_id", "cancel_probability"]], on="booking_id")
+        .merge(final[["booking_id", "is_canceled"]], on="booking_id")
+        .assign(as_of=pd.Timestamp(as_of))
+    )
+    return MonthForecast(as_of, nights, estimates, scored)
 
 
 def run_demand_replay(
@@ -226,12 +273,29 @@ def run_demand_replay(
     capacity: dict[str, int] | None = None,
     progress: Callable[[Iterable[date]], Iterable[date]] = iter,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every month's nights and estimates, stacked (see `summarise`)."""
+    """Every month's nights and estimates, stacked (see `summarise`). Each month is also
+    forecast with the shock measured on the earlier months' forecasts (MEASURED), as the
+    platform can measure it on its own predictions: only outcomes known on the month count."""
     final = clean_bookings(raw).cleaned
-    results = [
-        replay_month(raw, final, as_of, horizon_days, walk_risk, capacity)
-        for as_of in progress(months)
-    ]
+    results: list[MonthForecast] = []
+    for as_of in progress(months):
+        scored = pd.concat([r.scored for r in results]) if results else None
+        shifts = [] if scored is None else past_shifts(scored, as_of)
+        results.append(
+            replay_month(
+                raw,
+                final,
+                as_of,
+                horizon_days,
+                walk_risk,
+                capacity,
+                measured_shock=measured_shock_sd(shifts),
+                measured_sharpness=np.nan
+                if scored is None
+                else sharpness(known_outcomes(scored, as_of)),
+            )
+        )
+        results[-1].nights["measured_shifts"] = len(shifts)
     return (
         pd.concat([r.nights for r in results], ignore_index=True),
         pd.concat([r.estimates for r in results], ignore_index=True),
@@ -248,9 +312,8 @@ def _coverage(rows: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
     shock is chosen on (before FIT_BEFORE) and on the later ones."""
     fit = rows["as_of"] < pd.Timestamp(FIT_BEFORE)
     coverage = {}
-    for index, variant in enumerate(VARIANTS):
-        suffix = "" if index == 0 else f"__{index}"
-        coverage[variant_name(*variant)] = {
+    for name, suffix in variant_columns(rows).items():
+        coverage[name] = {
             part: {"80": _covers(subset, 80, suffix), "95": _covers(subset, 95, suffix)}
             for part, subset in (("all", rows), ("fit", rows[fit]), ("later", rows[~fit]))
         }
@@ -280,12 +343,8 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
         coverage = _coverage(rows)
         walked = realised + rows["headroom"] > rows["capacity"]
         walked_by_variant = {
-            variant_name(*variant): float(
-                (
-                    realised + rows["headroom" + ("" if i == 0 else f"__{i}")] > rows["capacity"]
-                ).mean()
-            )
-            for i, variant in enumerate(VARIANTS)
+            name: float((realised + rows["headroom" + suffix] > rows["capacity"]).mean())
+            for name, suffix in variant_columns(rows).items()
         }
         sold_beyond = rows["headroom"] > 0
         hotels[hotel] = {
@@ -310,11 +369,29 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
     )
     every = estimates.dropna(subset=["realised_roc_auc"])
     error = (month_ahead["estimated_roc_auc"] - month_ahead["realised_roc_auc"]).abs()
+    sharpened_error = (
+        month_ahead.get("estimated_roc_auc_sharpened", np.nan) - month_ahead["realised_roc_auc"]
+    ).abs()
+    measured = {}
+    if "measured_shock_sd" in nights:
+        per_month = nights.groupby("as_of")[["measured_shock_sd", "measured_shifts"]].first()
+        measured = {
+            f"{as_of:%Y-%m}": {
+                "shock_sd": float(row.measured_shock_sd),
+                "shifts": int(row.measured_shifts),
+            }
+            for as_of, row in per_month.iterrows()
+        }
     return {
         "hotels": hotels,
+        "measured_shocks": measured,
         "cbpe": {
             "month_ahead_mae_roc_auc": float(error.mean()),
             "month_ahead_max_error_roc_auc": float(error.max()),
+            # the estimate on probabilities made as sharp as past forecasts proved (months
+            # with a measurement only) beside the plain one on the same months
+            "month_ahead_mae_roc_auc_sharpened": float(sharpened_error.mean()),
+            "month_ahead_mae_roc_auc_where_sharpened": float(error[sharpened_error.notna()].mean()),
             "every_horizon_month_mae_roc_auc": float(
                 (every["estimated_roc_auc"] - every["realised_roc_auc"]).abs().mean()
             ),
@@ -339,6 +416,11 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
                     "realised_calibration_error",
                     "estimated_cancel_rate",
                     "realised_cancel_rate",
+                    *[
+                        c
+                        for c in ("estimated_roc_auc_sharpened", "measured_sharpness")
+                        if c in month_ahead
+                    ],
                 ]
             ].to_dict("records"),
         },

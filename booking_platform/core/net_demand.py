@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.polynomial.hermite_e import hermegauss
+from scipy.optimize import brentq
 from scipy.special import expit
 from scipy.stats import norm
 
@@ -55,6 +56,8 @@ DEFAULT_METHOD = "exact"
 # The night's shared shock (log-odds sd): measured by the replay, see docs/design.md.
 DEFAULT_SHOCK_SD = 0.75
 SHOCK_NODES = 9
+MIN_SHIFT_BOOKINGS = 100  # fewer say more about chance than about a shared shock
+SHIFT_LIMIT = 10.0  # log-odds: beyond it every probability is 0 or 1 in floating point
 CAPACITY_ESTIMATE_SOURCE = "estimate: most rooms occupied on any night in the history"
 COLUMNS = [
     "hotel",
@@ -146,6 +149,55 @@ def _shifted(probability: np.ndarray, log_odds: float) -> np.ndarray:
     clipped = np.clip(probability, 1e-12, 1 - 1e-12)
     moved = expit(np.log(clipped / (1 - clipped)) + log_odds)
     return np.where(inside, moved, probability)
+
+
+def log_odds_shift(cancel_probability: np.ndarray, cancelled: np.ndarray) -> float:
+    """How far a set of bookings, as a whole, cancelled from what was said of them: the one
+    shift of every booking's log-odds that makes the expected cancellations equal the realised
+    ones. Bounded to +-SHIFT_LIMIT (all or none cancelled has no finite answer)."""
+    probability = np.asarray(cancel_probability, dtype=float)
+    realised = float(np.asarray(cancelled).sum())
+
+    def excess(shift: float) -> float:
+        return float(_shifted(probability, shift).sum()) - realised
+
+    if excess(-SHIFT_LIMIT) >= 0:
+        return -SHIFT_LIMIT
+    if excess(SHIFT_LIMIT) <= 0:
+        return SHIFT_LIMIT
+    return float(brentq(excess, -SHIFT_LIMIT, SHIFT_LIMIT, xtol=1e-6))
+
+
+def measured_shock_sd(shifts: Sequence[float], default: float = DEFAULT_SHOCK_SD) -> float:
+    """The shared shock's sd as the platform's own past forecasts measured it: the root mean
+    square of their log-odds shifts (log_odds_shift, one per past forecast and arrival month
+    whose outcomes are all known), or `default` before there is any."""
+    shifts = np.asarray(shifts, dtype=float)
+    return float(np.sqrt(np.mean(shifts**2))) if len(shifts) else default
+
+
+def past_shifts(scored: pd.DataFrame, as_of: date) -> list[float]:
+    """The log-odds shift of each past forecast's bookings per hotel and arrival month whose
+    outcomes are all known on `as_of` (arrived before it), with MIN_SHIFT_BOOKINGS or more.
+
+    `scored`: the bookings past forecasts scored, one row per forecast and booking (`as_of` of
+    the forecast, hotel, arrival_date, cancel_probability, is_canceled: the final outcome)."""
+    return [
+        log_odds_shift(group["cancel_probability"].to_numpy(), group["is_canceled"].to_numpy())
+        for _, group in known_outcomes(scored, as_of).groupby("forecast_group", sort=True)
+    ]
+
+
+def known_outcomes(scored: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The rows of `scored` (see past_shifts) whose outcome is known on `as_of`, numbered by
+    `forecast_group` (forecast, hotel, arrival month), groups of MIN_SHIFT_BOOKINGS or more."""
+    start = pd.Timestamp(as_of)
+    known = scored[(scored["as_of"] < start) & (scored["arrival_date"] < start)]
+    group = known.groupby(
+        ["as_of", "hotel", known["arrival_date"].dt.to_period("M")], sort=True
+    ).ngroup()
+    sizes = group.map(group.value_counts())
+    return known.assign(forecast_group=group)[sizes >= MIN_SHIFT_BOOKINGS]
 
 
 def pmf_quantile(pmf: np.ndarray, q: float) -> int:

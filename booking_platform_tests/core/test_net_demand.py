@@ -9,11 +9,16 @@ import pytest
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.net_demand import (
     CAPACITY_ESTIMATE_SOURCE,
+    MIN_SHIFT_BOOKINGS,
+    SHIFT_LIMIT,
     estimate_capacity,
     forecast_net_demand,
+    log_odds_shift,
+    measured_shock_sd,
     night_rows,
     occupied_pmf,
     on_the_books,
+    past_shifts,
     pmf_quantile,
     realised_occupancy,
 )
@@ -159,3 +164,49 @@ def test_a_shared_shock_makes_bookings_move_together_but_keeps_guests_in_house()
     # a guest in house (shows with certainty) is not moved by the shock
     in_house = occupied_pmf(np.array([1, 1]), np.array([1.0, 0.5]), shock_sd=1.5)
     assert in_house[0] == 0 and in_house[1] == pytest.approx(0.5)
+
+
+def test_the_log_odds_shift_is_the_one_that_brought_the_bookings_outcomes() -> None:
+    rng = np.random.default_rng(0)
+    said = rng.uniform(0.05, 0.6, size=20_000)
+    logit = np.log(said / (1 - said))
+    for true_shift in (-0.8, 0.0, 0.5):
+        cancelled = rng.random(said.size) < 1 / (1 + np.exp(-(logit + true_shift)))
+        measured = log_odds_shift(said, cancelled)
+        assert measured == pytest.approx(true_shift, abs=0.05)
+        moved = 1 / (1 + np.exp(-(logit + measured)))
+        assert moved.sum() == pytest.approx(cancelled.sum(), abs=1e-3)
+    # none or all cancelled: no finite shift, the bound
+    assert log_odds_shift(said[:10], np.zeros(10)) == -SHIFT_LIMIT
+    assert log_odds_shift(said[:10], np.ones(10)) == SHIFT_LIMIT
+
+
+def test_the_measured_shock_is_the_root_mean_square_of_the_shifts() -> None:
+    assert measured_shock_sd([0.3, -0.4]) == pytest.approx(np.sqrt((0.09 + 0.16) / 2))
+    assert measured_shock_sd([], default=0.6) == 0.6
+
+
+def test_past_shifts_use_only_outcomes_known_on_the_date() -> None:
+    """One forecast (2017-01-01) said 0.2 of every booking; January's bookings cancelled at 0.2,
+    February's at 0.5. On 2017-02-01 only January is known; on 2017-03-01 both are."""
+    rows = MIN_SHIFT_BOOKINGS * 2
+    months = {"2017-01-10": 0.2, "2017-02-10": 0.5}
+    scored = pd.concat(
+        pd.DataFrame(
+            {
+                "as_of": pd.Timestamp("2017-01-01"),
+                "hotel": "City Hotel",
+                "arrival_date": pd.Timestamp(arrival),
+                "cancel_probability": 0.2,
+                "is_canceled": np.arange(rows) < rate * rows,
+            }
+        )
+        for arrival, rate in months.items()
+    )
+    assert past_shifts(scored, date(2017, 1, 1)) == []  # the forecast's own day: nothing known
+    (january,) = past_shifts(scored, date(2017, 2, 1))
+    assert january == pytest.approx(0.0, abs=1e-5)
+    january, february = past_shifts(scored, date(2017, 3, 1))
+    assert february == pytest.approx(np.log(0.5 / 0.5) - np.log(0.2 / 0.8), abs=1e-5)
+    # a month with fewer bookings than MIN_SHIFT_BOOKINGS is no measurement
+    assert past_shifts(scored.iloc[: MIN_SHIFT_BOOKINGS - 1], date(2017, 3, 1)) == []
