@@ -123,6 +123,18 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
         coverage.add_row(name, *cells)
     console.print(coverage)
     console.print(f"shared shock nearest nominal on the fit months: {chosen_shock(summary):g}")
+    for hotel, row in summary["hotels"].items():
+        rolling = row["rolling_shock"]
+        if "all" in rolling:
+            console.print(
+                f"{hotel}, grid shock chosen each month on the nights realised before it: "
+                + ", ".join(
+                    f"{part} {rolling[part]['80']:.0%}/{rolling[part]['95']:.0%}"
+                    for part in ("all", "fit", "later")
+                )
+                + "; chosen: "
+                + ", ".join(f"{month} {sd:g}" for month, sd in rolling["chosen"].items())
+            )
     console.print(
         "shock measured on the earlier forecasts, per month (shifts measured): "
         + ", ".join(

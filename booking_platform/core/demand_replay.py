@@ -38,7 +38,6 @@ from booking_platform.core.net_demand import (
     DEFAULT_WALK_RISK,
     estimate_capacity,
     forecast_net_demand,
-    known_outcomes,
     measured_shock_sd,
     night_rows,
     on_the_books,
@@ -47,8 +46,6 @@ from booking_platform.core.net_demand import (
 )
 from booking_platform.core.performance_estimation import (
     estimate_by_arrival_month,
-    sharpened,
-    sharpness,
 )
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import take_snapshot
@@ -65,6 +62,7 @@ VARIANTS: tuple[tuple[str, str, float], ...] = (
 )
 # the shock is chosen on the replay's months before this date and read on the later ones
 FIT_BEFORE = date(2017, 1, 1)
+MIN_ROLLING_NIGHTS = 30  # realised nights of earlier forecasts a rolling choice needs
 
 
 # the table's grouping and method with the shock its own past forecasts measured
@@ -199,13 +197,10 @@ def replay_month(
     capacity: dict[str, int] | None = None,
     seed: int = SEED,
     measured_shock: float | None = None,
-    measured_sharpness: float = np.nan,
 ) -> MonthForecast:
     """Forecast as of `as_of` from its snapshot of `raw`; grade on `final` (cleaned export).
 
-    `measured_shock`: also forecast with this shock sd (columns suffixed MEASURED_SUFFIX).
-    `measured_sharpness`: also estimate each month's performance (CBPE) on the probabilities
-    made this sharp (columns `..._sharpened`; performance_estimation.sharpness)."""
+    `measured_shock`: also forecast with this shock sd (columns suffixed MEASURED_SUFFIX)."""
     snapshot = clean_bookings(take_snapshot(raw, as_of), as_of).cleaned
     feature_set = build_feature_set(snapshot, as_of)
     history, _ = feature_set.part("history")
@@ -247,15 +242,6 @@ def replay_month(
     nights["as_of"] = pd.Timestamp(as_of)
     open_scored = open_rows[["booking_id", "arrival_date"]].merge(scores, on="booking_id")
     estimates = _realised_estimates(open_scored, final).assign(as_of=str(as_of))
-    if not np.isnan(measured_sharpness):
-        corrected = open_scored.assign(
-            cancel_probability=sharpened(open_scored["cancel_probability"], measured_sharpness)
-        )
-        again = estimate_by_arrival_month(corrected).set_index("arrival_month")
-        estimates["estimated_roc_auc_sharpened"] = estimates["arrival_month"].map(
-            again["estimated_roc_auc"]
-        )
-    estimates["measured_sharpness"] = measured_sharpness
     scored = (
         open_rows[["booking_id", "hotel", "arrival_date"]]
         .merge(scores[["booking_id", "cancel_probability"]], on="booking_id")
@@ -290,9 +276,6 @@ def run_demand_replay(
                 walk_risk,
                 capacity,
                 measured_shock=measured_shock_sd(shifts),
-                measured_sharpness=np.nan
-                if scored is None
-                else sharpness(known_outcomes(scored, as_of)),
             )
         )
         results[-1].nights["measured_shifts"] = len(shifts)
@@ -318,6 +301,55 @@ def _coverage(rows: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
             for part, subset in (("all", rows), ("fit", rows[fit]), ("later", rows[~fit]))
         }
     return coverage
+
+
+def _coverage_gap(nights: pd.DataFrame, suffix: str) -> float:
+    return abs(_covers(nights, 80, suffix) - 0.80) + abs(_covers(nights, 95, suffix) - 0.95)
+
+
+def rolling_shock_coverage(graded: pd.DataFrame) -> dict[str, object]:
+    """Each forecast with the grid shock whose intervals came nearest nominal on its hotel's
+    nights realised before its as-of date (of earlier forecasts: what the platform could know
+    then); the coverage that gives on all months, before FIT_BEFORE and later, and the shocks
+    chosen. A forecast with fewer than MIN_ROLLING_NIGHTS such nights is left out."""
+    grid = {
+        sd: variant_columns(graded)[variant_name(DEFAULT_GROUPING, DEFAULT_METHOD, sd)]
+        for sd in SHOCK_GRID
+    }
+    parts, chosen = [], {}
+    for (hotel, as_of), rows in graded.groupby(["hotel", "as_of"], sort=True):
+        known = graded[
+            (graded["hotel"] == hotel) & (graded["as_of"] < as_of) & (graded["night"] < as_of)
+        ]
+        if len(known) < MIN_ROLLING_NIGHTS:
+            continue
+        shock = min(grid, key=lambda sd: _coverage_gap(known, grid[sd]))
+        chosen[f"{as_of:%Y-%m}"] = shock
+        suffix = grid[shock]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "as_of": rows["as_of"],
+                    "80": rows["realised_occupied"].between(
+                        rows[f"occupied_80_low{suffix}"], rows[f"occupied_80_high{suffix}"]
+                    ),
+                    "95": rows["realised_occupied"].between(
+                        rows[f"occupied_95_low{suffix}"], rows[f"occupied_95_high{suffix}"]
+                    ),
+                }
+            )
+        )
+    if not parts:
+        return {"chosen": chosen}
+    covered = pd.concat(parts)
+    fit = covered["as_of"] < pd.Timestamp(FIT_BEFORE)
+    return {
+        "chosen": chosen,
+        **{
+            part: {level: float(rows[level].mean()) for level in ("80", "95")}
+            for part, rows in (("all", covered), ("fit", covered[fit]), ("later", covered[~fit]))
+        },
+    }
 
 
 def chosen_shock(summary: dict[str, object]) -> float:
@@ -355,6 +387,7 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
             "mae_lead_band_baseline": float((rows["lead_band_baseline"] - realised).abs().mean()),
             "mae_last_year_baseline": float((rows["last_year_baseline"] - realised).abs().mean()),
             "coverage": coverage,
+            "rolling_shock": rolling_shock_coverage(rows),
             "capacity": sorted(rows["capacity"].unique().tolist()),
             "mean_headroom": float(rows["headroom"].mean()),
             "walked_share": float(walked.mean()),
@@ -369,9 +402,6 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
     )
     every = estimates.dropna(subset=["realised_roc_auc"])
     error = (month_ahead["estimated_roc_auc"] - month_ahead["realised_roc_auc"]).abs()
-    sharpened_error = (
-        month_ahead.get("estimated_roc_auc_sharpened", np.nan) - month_ahead["realised_roc_auc"]
-    ).abs()
     measured = {}
     if "measured_shock_sd" in nights:
         per_month = nights.groupby("as_of")[["measured_shock_sd", "measured_shifts"]].first()
@@ -388,10 +418,6 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
         "cbpe": {
             "month_ahead_mae_roc_auc": float(error.mean()),
             "month_ahead_max_error_roc_auc": float(error.max()),
-            # the estimate on probabilities made as sharp as past forecasts proved (months
-            # with a measurement only) beside the plain one on the same months
-            "month_ahead_mae_roc_auc_sharpened": float(sharpened_error.mean()),
-            "month_ahead_mae_roc_auc_where_sharpened": float(error[sharpened_error.notna()].mean()),
             "every_horizon_month_mae_roc_auc": float(
                 (every["estimated_roc_auc"] - every["realised_roc_auc"]).abs().mean()
             ),
@@ -416,11 +442,6 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
                     "realised_calibration_error",
                     "estimated_cancel_rate",
                     "realised_cancel_rate",
-                    *[
-                        c
-                        for c in ("estimated_roc_auc_sharpened", "measured_sharpness")
-                        if c in month_ahead
-                    ],
                 ]
             ].to_dict("records"),
         },

@@ -182,22 +182,14 @@ def past_shifts(scored: pd.DataFrame, as_of: date) -> list[float]:
 
     `scored`: the bookings past forecasts scored, one row per forecast and booking (`as_of` of
     the forecast, hotel, arrival_date, cancel_probability, is_canceled: the final outcome)."""
-    return [
-        log_odds_shift(group["cancel_probability"].to_numpy(), group["is_canceled"].to_numpy())
-        for _, group in known_outcomes(scored, as_of).groupby("forecast_group", sort=True)
-    ]
-
-
-def known_outcomes(scored: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """The rows of `scored` (see past_shifts) whose outcome is known on `as_of`, numbered by
-    `forecast_group` (forecast, hotel, arrival month), groups of MIN_SHIFT_BOOKINGS or more."""
     start = pd.Timestamp(as_of)
     known = scored[(scored["as_of"] < start) & (scored["arrival_date"] < start)]
-    group = known.groupby(
-        ["as_of", "hotel", known["arrival_date"].dt.to_period("M")], sort=True
-    ).ngroup()
-    sizes = group.map(group.value_counts())
-    return known.assign(forecast_group=group)[sizes >= MIN_SHIFT_BOOKINGS]
+    months = known["arrival_date"].dt.to_period("M")
+    return [
+        log_odds_shift(group["cancel_probability"].to_numpy(), group["is_canceled"].to_numpy())
+        for _, group in known.groupby(["as_of", "hotel", months], sort=True)
+        if len(group) >= MIN_SHIFT_BOOKINGS
+    ]
 
 
 def pmf_quantile(pmf: np.ndarray, q: float) -> int:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import brentq
-from scipy.special import expit
 from scipy.stats import rankdata
 
 from booking_platform.core.training import SEED
@@ -112,34 +110,3 @@ def estimate_by_arrival_month(
         for month, group in scored.groupby(scored["arrival_date"].dt.strftime("%Y-%m"))
     ]
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-def sharpness(known: pd.DataFrame) -> float:
-    """How sharp the model's past probabilities proved: the slope b of a logistic fit of the
-    known outcomes on b * logit(p), with an intercept per forecast group (the level each
-    group's bookings happened to cancel at, the shared shock, is not sharpness). 1 when the
-    probabilities were as sharp as the outcomes; under 1 when they were too sure. NaN when
-    `known` (net_demand.known_outcomes) is empty."""
-    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 (heavy, rarely needed)
-
-    if known.empty or known["is_canceled"].nunique() < 2:
-        return np.nan
-    groups = pd.get_dummies(known["forecast_group"], dtype=float).to_numpy()
-    design = np.column_stack([_logit(known["cancel_probability"].to_numpy()), groups])
-    fit = LogisticRegression(C=np.inf, fit_intercept=False, max_iter=1000)
-    fit.fit(design, known["is_canceled"].to_numpy(dtype=int))
-    return float(fit.coef_[0, 0])
-
-
-def sharpened(proba: np.ndarray, slope: float) -> np.ndarray:
-    """Probabilities made `slope` times as sharp in log-odds, at the same mean (the level is the
-    model's to say; only the spread around it is corrected)."""
-    proba = np.asarray(proba, dtype=float)
-    logit = slope * _logit(proba)
-    offset = brentq(lambda c: expit(logit + c).mean() - proba.mean(), -20, 20, xtol=1e-9)
-    return expit(logit + offset)
-
-
-def _logit(proba: np.ndarray) -> np.ndarray:
-    clipped = np.clip(proba, 1e-6, 1 - 1e-6)
-    return np.log(clipped / (1 - clipped))

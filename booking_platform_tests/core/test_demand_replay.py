@@ -8,12 +8,21 @@ import pytest
 
 from booking_platform.core.cleaning import clean_bookings, open_bookings
 from booking_platform.core.demand_replay import (
+    MIN_ROLLING_NIGHTS,
     VARIANTS,
     last_year_forecast,
     lead_band_probabilities,
+    rolling_shock_coverage,
     summarise,
+    variant_columns,
+    variant_name,
 )
-from booking_platform.core.net_demand import night_rows, on_the_books
+from booking_platform.core.net_demand import (
+    DEFAULT_GROUPING,
+    DEFAULT_METHOD,
+    night_rows,
+    on_the_books,
+)
 from booking_platform_tests.synthetic import make_bookings
 
 AS_OF = date(2017, 5, 1)
@@ -66,6 +75,7 @@ def test_coverage_and_walks_are_counted_on_graded_nights() -> None:
         {
             "hotel": "City Hotel",
             "as_of": pd.Timestamp("2017-02-01"),
+            "night": pd.date_range("2017-02-01", periods=4),
             "rooms_booked": 10,
             "expected_occupied": [5.0, 5.0, 5.0, 5.0],
             "realised_occupied": [5.0, 9.0, 2.0, np.nan],  # the last night not known yet
@@ -112,3 +122,35 @@ def test_coverage_and_walks_are_counted_on_graded_nights() -> None:
     assert cover == {"80": pytest.approx(1 / 3), "95": pytest.approx(2 / 3)}
     assert city["walked_share"] == pytest.approx(1 / 3)  # 9 + 2 > 10
     assert summary["cbpe"]["month_ahead_mae_roc_auc"] == pytest.approx(0.05)
+
+
+def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -> None:
+    """The first forecast's 59 nights before the second's date: every variant's intervals hold
+    all ten realised rooms but shock 0.5's, which hold 47 (80 %) and 56 (95 %): nearest nominal,
+    so the second forecast takes shock 0.5, whose 80 % interval there holds half. The first
+    forecast's later nights (not yet realised on the second's date), which shock 0.5 misses,
+    must not count."""
+    first, second = pd.Timestamp("2017-01-01"), pd.Timestamp("2017-03-01")
+    nights = pd.concat(
+        [
+            pd.DataFrame({"as_of": first, "night": pd.date_range(first, periods=120)}),
+            pd.DataFrame({"as_of": second, "night": pd.date_range(second, periods=10)}),
+        ],
+        ignore_index=True,
+    ).assign(hotel="City Hotel", realised_occupied=10.0)
+    for index in range(len(VARIANTS)):
+        suffix = "" if index == 0 else f"__{index}"
+        for column, value in (("80_low", 0), ("80_high", 20), ("95_low", 0), ("95_high", 20)):
+            nights[f"occupied_{column}{suffix}"] = value
+        nights[f"headroom{suffix}"] = 0
+    half = variant_columns(nights)[variant_name(DEFAULT_GROUPING, DEFAULT_METHOD, 0.5)]
+    position = nights.groupby("as_of").cumcount()
+    in_first = nights["as_of"] == first
+    later = nights["night"] >= second
+    assert (in_first & ~later).sum() == 59 >= MIN_ROLLING_NIGHTS
+    nights.loc[in_first & ((position >= 47) | later), f"occupied_80_low{half}"] = 11
+    nights.loc[in_first & ((position >= 56) | later), f"occupied_95_low{half}"] = 11
+    nights.loc[~in_first & (position >= 5), f"occupied_80_low{half}"] = 11
+    rolling = rolling_shock_coverage(nights)
+    assert rolling["chosen"] == {"2017-03": 0.5}  # the first forecast had nothing before it
+    assert rolling["all"] == {"80": 0.5, "95": 1.0}
