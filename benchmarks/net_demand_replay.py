@@ -132,7 +132,7 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
                     f"{part} {rolling[part]['80']:.0%}/{rolling[part]['95']:.0%}"
                     for part in ("all", "fit", "later")
                 )
-                + "; chosen: "
+                + f"; walked {rolling['all']['walked']:.1%} of nights; chosen: "
                 + ", ".join(f"{month} {sd:g}" for month, sd in rolling["chosen"].items())
             )
     console.print(

@@ -310,8 +310,9 @@ def _coverage_gap(nights: pd.DataFrame, suffix: str) -> float:
 def rolling_shock_coverage(graded: pd.DataFrame) -> dict[str, object]:
     """Each forecast with the grid shock whose intervals came nearest nominal on its hotel's
     nights realised before its as-of date (of earlier forecasts: what the platform could know
-    then); the coverage that gives on all months, before FIT_BEFORE and later, and the shocks
-    chosen. A forecast with fewer than MIN_ROLLING_NIGHTS such nights is left out."""
+    then); the coverage that gives on all months, before FIT_BEFORE and later, the share of
+    nights its headroom would have walked a guest, and the shocks chosen. A forecast with fewer
+    than MIN_ROLLING_NIGHTS such nights is left out."""
     grid = {
         sd: variant_columns(graded)[variant_name(DEFAULT_GROUPING, DEFAULT_METHOD, sd)]
         for sd in SHOCK_GRID
@@ -336,6 +337,8 @@ def rolling_shock_coverage(graded: pd.DataFrame) -> dict[str, object]:
                     "95": rows["realised_occupied"].between(
                         rows[f"occupied_95_low{suffix}"], rows[f"occupied_95_high{suffix}"]
                     ),
+                    "walked": rows["realised_occupied"] + rows[f"headroom{suffix}"]
+                    > rows["capacity"],
                 }
             )
         )
@@ -346,7 +349,7 @@ def rolling_shock_coverage(graded: pd.DataFrame) -> dict[str, object]:
     return {
         "chosen": chosen,
         **{
-            part: {level: float(rows[level].mean()) for level in ("80", "95")}
+            part: {level: float(rows[level].mean()) for level in ("80", "95", "walked")}
             for part, rows in (("all", covered), ("fit", covered[fit]), ("later", covered[~fit]))
         },
     }

@@ -137,12 +137,12 @@ def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -
             pd.DataFrame({"as_of": second, "night": pd.date_range(second, periods=10)}),
         ],
         ignore_index=True,
-    ).assign(hotel="City Hotel", realised_occupied=10.0)
+    ).assign(hotel="City Hotel", realised_occupied=10.0, capacity=12)
     for index in range(len(VARIANTS)):
         suffix = "" if index == 0 else f"__{index}"
         for column, value in (("80_low", 0), ("80_high", 20), ("95_low", 0), ("95_high", 20)):
             nights[f"occupied_{column}{suffix}"] = value
-        nights[f"headroom{suffix}"] = 0
+        nights[f"headroom{suffix}"] = 5  # 10 realised + 5 > 12: every night walks a guest
     half = variant_columns(nights)[variant_name(DEFAULT_GROUPING, DEFAULT_METHOD, 0.5)]
     position = nights.groupby("as_of").cumcount()
     in_first = nights["as_of"] == first
@@ -151,6 +151,7 @@ def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -
     nights.loc[in_first & ((position >= 47) | later), f"occupied_80_low{half}"] = 11
     nights.loc[in_first & ((position >= 56) | later), f"occupied_95_low{half}"] = 11
     nights.loc[~in_first & (position >= 5), f"occupied_80_low{half}"] = 11
+    nights.loc[~in_first & (position >= 8), f"headroom{half}"] = 2  # 10 + 2 fits in 12
     rolling = rolling_shock_coverage(nights)
     assert rolling["chosen"] == {"2017-03": 0.5}  # the first forecast had nothing before it
-    assert rolling["all"] == {"80": 0.5, "95": 1.0}
+    assert rolling["all"] == {"80": 0.5, "95": 1.0, "walked": 0.8}
