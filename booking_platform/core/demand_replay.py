@@ -44,9 +44,7 @@ from booking_platform.core.net_demand import (
     past_shifts,
     realised_occupancy,
 )
-from booking_platform.core.performance_estimation import (
-    estimate_by_arrival_month,
-)
+from booking_platform.core.performance_estimation import estimate_by_arrival_month
 from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import take_snapshot
 from booking_platform.core.training import SEED, train_and_validate
@@ -285,9 +283,13 @@ def run_demand_replay(
     )
 
 
-def _covers(nights: pd.DataFrame, level: int, suffix: str = "") -> float:
+def _covered(nights: pd.DataFrame, level: int, suffix: str = "") -> pd.Series:
     low, high = nights[f"occupied_{level}_low{suffix}"], nights[f"occupied_{level}_high{suffix}"]
-    return float(nights["realised_occupied"].between(low, high).mean())
+    return nights["realised_occupied"].between(low, high)
+
+
+def _covers(nights: pd.DataFrame, level: int, suffix: str = "") -> float:
+    return float(_covered(nights, level, suffix).mean())
 
 
 def _coverage(rows: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
@@ -331,12 +333,8 @@ def rolling_shock_coverage(graded: pd.DataFrame) -> dict[str, object]:
             pd.DataFrame(
                 {
                     "as_of": rows["as_of"],
-                    "80": rows["realised_occupied"].between(
-                        rows[f"occupied_80_low{suffix}"], rows[f"occupied_80_high{suffix}"]
-                    ),
-                    "95": rows["realised_occupied"].between(
-                        rows[f"occupied_95_low{suffix}"], rows[f"occupied_95_high{suffix}"]
-                    ),
+                    "80": _covered(rows, 80, suffix),
+                    "95": _covered(rows, 95, suffix),
                     "walked": rows["realised_occupied"] + rows[f"headroom{suffix}"]
                     > rows["capacity"],
                 }
