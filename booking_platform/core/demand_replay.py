@@ -288,6 +288,11 @@ def _covered(nights: pd.DataFrame, level: int, suffix: str = "") -> pd.Series:
     return nights["realised_occupied"].between(low, high)
 
 
+def _walked(nights: pd.DataFrame, suffix: str = "") -> pd.Series:
+    """Whether selling the advised headroom would have put more guests than rooms."""
+    return nights["realised_occupied"] + nights[f"headroom{suffix}"] > nights["capacity"]
+
+
 def _covers(nights: pd.DataFrame, level: int, suffix: str = "") -> float:
     return float(_covered(nights, level, suffix).mean())
 
@@ -335,8 +340,7 @@ def rolling_shock_coverage(graded: pd.DataFrame) -> dict[str, object]:
                     "as_of": rows["as_of"],
                     "80": _covered(rows, 80, suffix),
                     "95": _covered(rows, 95, suffix),
-                    "walked": rows["realised_occupied"] + rows[f"headroom{suffix}"]
-                    > rows["capacity"],
+                    "walked": _walked(rows, suffix),
                 }
             )
         )
@@ -374,9 +378,9 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
     for hotel, rows in graded.groupby("hotel"):
         realised = rows["realised_occupied"]
         coverage = _coverage(rows)
-        walked = realised + rows["headroom"] > rows["capacity"]
+        walked = _walked(rows)
         walked_by_variant = {
-            name: float((realised + rows["headroom" + suffix] > rows["capacity"]).mean())
+            name: float(_walked(rows, suffix).mean())
             for name, suffix in variant_columns(rows).items()
         }
         sold_beyond = rows["headroom"] > 0
