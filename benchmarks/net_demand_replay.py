@@ -24,7 +24,12 @@ from booking_platform.core.demand_replay import (
     run_demand_replay,
     summarise,
 )
-from booking_platform.core.net_demand import DEFAULT_HORIZON_DAYS, DEFAULT_WALK_RISK
+from booking_platform.core.net_demand import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_SHOCK_SD,
+    DEFAULT_WALK_RISK,
+    MIN_CHOICE_NIGHTS,
+)
 from booking_platform.core.snapshots import month_starts, parse_month_or_date
 from booking_platform.core.source import read_bookings
 
@@ -125,16 +130,22 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
     console.print(f"shared shock nearest nominal on the fit months: {chosen_shock(summary):g}")
     for hotel, row in summary["hotels"].items():
         rolling = row["rolling_shock"]
-        if "all" in rolling:
-            console.print(
-                f"{hotel}, grid shock chosen each month on the nights realised before it: "
-                + ", ".join(
-                    f"{part} {rolling[part]['80']:.0%}/{rolling[part]['95']:.0%}"
-                    for part in ("all", "fit", "later")
-                )
-                + f"; walked {rolling['all']['walked']:.1%} of nights; chosen: "
-                + ", ".join(f"{month} {sd:g}" for month, sd in rolling["chosen"].items())
+        within = all(
+            abs(rolling["all"][level] - nominal) <= COVERAGE_TOLERANCE
+            for level, nominal in (("80", 0.80), ("95", 0.95))
+        )
+        console.print(
+            f"{hotel}, the table's shock (net_demand.choose_shock: each month, the grid shock "
+            "nearest nominal on its earlier forecasts' nights realised before it; "
+            f"{DEFAULT_SHOCK_SD:g} before {MIN_CHOICE_NIGHTS} such nights): "
+            + ", ".join(
+                f"{part} {rolling[part]['80']:.0%}/{rolling[part]['95']:.0%}"
+                for part in ("all", "fit", "later")
             )
+            + (" (all: within 5 points)" if within else " (all: off)")
+            + f"; walked {rolling['all']['walked']:.1%} of nights; chosen: "
+            + ", ".join(f"{month} {sd:g}" for month, sd in rolling["chosen"].items())
+        )
     console.print(
         "shock measured on the earlier forecasts, per month (shifts measured): "
         + ", ".join(
@@ -146,10 +157,11 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
     for column in (
         "hotel",
         "capacity",
-        "mean headroom",
+        "mean headroom, fixed shock",
         "nights with headroom",
-        "walked share (all nights)",
-        "walked share (nights with headroom)",
+        "walked share, fixed shock (all nights)",
+        "walked share, fixed shock (nights with headroom)",
+        "walked share, the table's shock",
     ):
         walk.add_column(column, justify="right")
     for hotel, row in summary["hotels"].items():
@@ -161,6 +173,7 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
             str(row["nights_with_headroom"]),
             f"{row['walked_share']:.1%}",
             "-" if advised is None else f"{advised:.1%}",
+            f"{row['rolling_shock']['all']['walked']:.1%}",
         )
     console.print(walk)
     for hotel, row in summary["hotels"].items():

@@ -686,7 +686,8 @@ def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: d
         title=f"{hotel}: rooms per night from the bookings on the books on {as_of} "
         "(bookings made later are not counted)",
         caption=f"capacity: {nights['capacity_source'].iloc[0]}; headroom: rooms that can "
-        f"still be sold with a walk risk under {nights['walk_risk'].iloc[0]:.0%}"
+        f"still be sold with a walk risk under {nights['walk_risk'].iloc[0]:.0%}; "
+        f"shared shock sd {nights['shock_sd'].iloc[0]:g} (docs/design.md)"
         if len(nights)
         else None,
     )

@@ -36,8 +36,11 @@ from booking_platform.core.net_demand import (
     DEFAULT_METHOD,
     DEFAULT_SHOCK_SD,
     DEFAULT_WALK_RISK,
+    SHOCK_GRID,
+    choose_shock,
     estimate_capacity,
     forecast_net_demand,
+    forecast_shock_grid,
     measured_shock_sd,
     night_rows,
     on_the_books,
@@ -49,8 +52,7 @@ from booking_platform.core.scoring import score_bookings
 from booking_platform.core.snapshots import take_snapshot
 from booking_platform.core.training import SEED, train_and_validate
 
-# (grouping, method, shared shock sd) read side by side; the first is the table's
-SHOCK_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+# (grouping, method, shared shock sd) read side by side; the first is the table's default
 VARIANTS: tuple[tuple[str, str, float], ...] = (
     (DEFAULT_GROUPING, DEFAULT_METHOD, DEFAULT_SHOCK_SD),
     ("independent", "exact", 0.0),
@@ -60,9 +62,16 @@ VARIANTS: tuple[tuple[str, str, float], ...] = (
 )
 # the shock is chosen on the replay's months before this date and read on the later ones
 FIT_BEFORE = date(2017, 1, 1)
-MIN_ROLLING_NIGHTS = 30  # realised nights of earlier forecasts a rolling choice needs
 
 
+# what each variant adds to a replay's nights, under its suffix
+VARIANT_COLUMNS = (
+    "occupied_80_low",
+    "occupied_80_high",
+    "occupied_95_low",
+    "occupied_95_high",
+    "headroom",
+)
 # the table's grouping and method with the shock its own past forecasts measured
 # (net_demand.past_shifts), read beside the fixed ones
 MEASURED = f"{DEFAULT_GROUPING}/{DEFAULT_METHOD}/shock measured"
@@ -215,15 +224,19 @@ def replay_month(
     variants = {f"__{index}": variant for index, variant in enumerate(VARIANTS)}
     if measured_shock is not None:
         variants[MEASURED_SUFFIX] = (DEFAULT_GROUPING, DEFAULT_METHOD, measured_shock)
+    grid = forecast_shock_grid(books, as_of, hotel_capacity, horizon_days, walk_risk)
     for suffix, variant in variants.items():
-        forecast = forecast_net_demand(
-            books, as_of, hotel_capacity, horizon_days, walk_risk, *variant
-        )
+        if variant[:2] == (DEFAULT_GROUPING, DEFAULT_METHOD) and variant[2] in SHOCK_GRID:
+            taken = grid[grid["shock_sd"] == variant[2]]
+            forecast = taken.drop(columns="shock_sd").reset_index(drop=True)
+        else:
+            forecast = forecast_net_demand(
+                books, as_of, hotel_capacity, horizon_days, walk_risk, *variant
+            )
         if nights is None:
             nights = forecast
         else:
-            bounds = [c for c in forecast if c.startswith("occupied_")] + ["headroom"]
-            nights = nights.join(forecast[bounds].add_suffix(suffix))
+            nights = nights.join(forecast[list(VARIANT_COLUMNS)].add_suffix(suffix))
     if measured_shock is not None:
         nights["measured_shock_sd"] = measured_shock
     end = final["arrival_date"].max() + pd.Timedelta(days=1)
@@ -314,38 +327,44 @@ def _coverage_gap(nights: pd.DataFrame, suffix: str) -> float:
     return abs(_covers(nights, 80, suffix) - 0.80) + abs(_covers(nights, 95, suffix) - 0.95)
 
 
+def _grid_rows(nights: pd.DataFrame) -> pd.DataFrame:
+    """A replay's nights at every SHOCK_GRID value of the table's grouping and method: one row
+    per night and shock sd, as net_demand.forecast_shock_grid lays them out."""
+    named = variant_columns(nights)
+    keys = ["hotel", "as_of", "night", "realised_occupied", "capacity"]
+    parts = []
+    for shock in SHOCK_GRID:
+        suffix = named[variant_name(DEFAULT_GROUPING, DEFAULT_METHOD, shock)]
+        part = nights[keys].assign(shock_sd=shock)
+        for column in VARIANT_COLUMNS:
+            part[column] = nights[f"{column}{suffix}"]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def rolling_shock_coverage(graded: pd.DataFrame) -> dict[str, object]:
-    """Each forecast with the grid shock whose intervals came nearest nominal on its hotel's
-    nights realised before its as-of date (of earlier forecasts: what the platform could know
-    then); the coverage that gives on all months, before FIT_BEFORE and later, the share of
-    nights its headroom would have walked a guest, and the shocks chosen. A forecast with fewer
-    than MIN_ROLLING_NIGHTS such nights is left out."""
-    grid = {
-        sd: variant_columns(graded)[variant_name(DEFAULT_GROUPING, DEFAULT_METHOD, sd)]
-        for sd in SHOCK_GRID
-    }
+    """Each forecast with the shock the table would take (net_demand.choose_shock on its hotel's
+    nights of earlier forecasts realised before its as-of date: what the platform knew then;
+    the default before there are enough); the coverage that gives on all months, before
+    FIT_BEFORE and later, the share of nights its headroom would have walked a guest, and the
+    shocks chosen."""
+    grid = _grid_rows(graded)
     parts, chosen = [], {}
-    for (hotel, as_of), rows in graded.groupby(["hotel", "as_of"], sort=True):
-        known = graded[
-            (graded["hotel"] == hotel) & (graded["as_of"] < as_of) & (graded["night"] < as_of)
-        ]
-        if len(known) < MIN_ROLLING_NIGHTS:
-            continue
-        shock = min(grid, key=lambda sd: _coverage_gap(known, grid[sd]))
+    for (hotel, as_of), rows in grid.groupby(["hotel", "as_of"], sort=True):
+        known = grid[(grid["hotel"] == hotel) & (grid["as_of"] < as_of) & (grid["night"] < as_of)]
+        shock, _ = choose_shock(known)
         chosen[f"{as_of:%Y-%m}"] = shock
-        suffix = grid[shock]
+        taken = rows[rows["shock_sd"] == shock]
         parts.append(
             pd.DataFrame(
                 {
-                    "as_of": rows["as_of"],
-                    "80": _covered(rows, 80, suffix),
-                    "95": _covered(rows, 95, suffix),
-                    "walked": _walked(rows, suffix),
+                    "as_of": taken["as_of"],
+                    "80": _covered(taken, 80),
+                    "95": _covered(taken, 95),
+                    "walked": _walked(taken),
                 }
             )
         )
-    if not parts:
-        return {"chosen": chosen}
     covered = pd.concat(parts)
     fit = covered["as_of"] < pd.Timestamp(FIT_BEFORE)
     return {

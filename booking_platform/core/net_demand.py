@@ -32,7 +32,7 @@ from scipy.stats import norm
 from booking_platform.core import warehouse
 from booking_platform.core.cleaning import open_bookings
 from booking_platform.core.source import FEATURE_SOURCE_COLUMNS
-from booking_platform.core.tables import NET_DEMAND, NET_DEMAND_REALISED
+from booking_platform.core.tables import NET_DEMAND, NET_DEMAND_REALISED, NET_DEMAND_SHOCK_GRID
 
 DEFAULT_HORIZON_DAYS = 120
 DEFAULT_WALK_RISK = 0.05
@@ -53,8 +53,13 @@ GROUPINGS: dict[str, tuple[str, ...]] = {
 DEFAULT_GROUPING = "identical_rows"
 METHODS = ("exact", "normal")
 DEFAULT_METHOD = "exact"
-# The night's shared shock (log-odds sd): measured by the replay, see docs/design.md.
+# The night's shared shock (log-odds sd). Each forecast is made at every SHOCK_GRID value; the
+# table takes, per hotel, the one whose intervals came nearest nominal on the realised nights
+# of earlier forecasts (choose_shock), and DEFAULT_SHOCK_SD (the replay's choice on its first
+# months, docs/design.md) until MIN_CHOICE_NIGHTS such nights exist.
 DEFAULT_SHOCK_SD = 0.75
+SHOCK_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+MIN_CHOICE_NIGHTS = 30
 SHOCK_NODES = 9
 MIN_SHIFT_BOOKINGS = 100  # fewer say more about chance than about a shared shock
 SHIFT_LIMIT = 10.0  # log-odds: beyond it every probability is 0 or 1 in floating point
@@ -115,32 +120,44 @@ def on_the_books(cleaned: pd.DataFrame, as_of: date) -> pd.DataFrame:
     )
 
 
-def occupied_pmf(
-    rooms: np.ndarray, show_probability: np.ndarray, shock_sd: float = 0.0
+def occupied_pmfs(
+    rooms: np.ndarray, show_probability: np.ndarray, shock_sds: Sequence[float]
 ) -> np.ndarray:
-    """P(rooms occupied = k), k = 0 .. rooms.sum(): unit i occupies rooms[i] rooms with
-    probability show_probability[i], independently of the other units (exact convolution).
+    """One pmf per shock sd (rows): P(rooms occupied = k), k = 0 .. rooms.sum(). Unit i occupies
+    rooms[i] rooms with probability show_probability[i], independently of the other units
+    (exact convolution).
 
-    With `shock_sd` > 0, the units share one shock: every unit's log-odds of showing move
-    together by e ~ Normal(0, shock_sd) (a night whose bookings all cancel more, or less, than
-    the model says); the pmf is the mixture over e (Gauss-Hermite, SHOCK_NODES points)."""
+    With a shock sd > 0, the units share one shock: every unit's log-odds of showing move
+    together by e ~ Normal(0, sd) (a night whose bookings all cancel more, or less, than the
+    model says); the pmf is the mixture over e (Gauss-Hermite, SHOCK_NODES points). Every sd's
+    mixture components go through one convolution pass."""
     show_probability = np.asarray(show_probability, dtype=float)
-    if shock_sd > 0:
-        nodes, weights = hermegauss(SHOCK_NODES)
-        shows = np.stack([_shifted(show_probability, shock_sd * node) for node in nodes])
-        mixing = weights / weights.sum()
-    else:
-        shows, mixing = show_probability[np.newaxis, :], np.ones(1)
-    pmf = np.zeros((len(shows), int(rooms.sum()) + 1))
+    nodes, weights = hermegauss(SHOCK_NODES)
+    shows, mixing = [], np.zeros((len(shock_sds), 0))
+    for row, sd in enumerate(shock_sds):
+        components = [0.0] if sd == 0 else sd * nodes
+        shows += [_shifted(show_probability, shift) for shift in components]
+        share = np.zeros((len(shock_sds), len(components)))
+        share[row] = [1.0] if sd == 0 else weights / weights.sum()
+        mixing = np.hstack([mixing, share])
+    stacked = np.stack(shows)
+    pmf = np.zeros((len(stacked), int(rooms.sum()) + 1))
     pmf[:, 0] = 1.0
     filled = 0
     for position, weight in enumerate(rooms.astype("int64")):
-        show = shows[:, position : position + 1]
+        show = stacked[:, position : position + 1]
         shifted = pmf[:, : filled + 1] * show
         pmf[:, : filled + 1] *= 1.0 - show
         pmf[:, weight : weight + filled + 1] += shifted
         filled += weight
     return mixing @ pmf
+
+
+def occupied_pmf(
+    rooms: np.ndarray, show_probability: np.ndarray, shock_sd: float = 0.0
+) -> np.ndarray:
+    """occupied_pmfs for one shock sd."""
+    return occupied_pmfs(rooms, show_probability, [shock_sd])[0]
 
 
 def _shifted(probability: np.ndarray, log_odds: float) -> np.ndarray:
@@ -203,13 +220,16 @@ def _exact_night(
     show: np.ndarray,
     levels: Sequence[float],
     walk_risk: float,
-    shock_sd: float,
-) -> tuple[list[int], int]:
-    pmf = occupied_pmf(rooms, show, shock_sd)
-    bounds = []
-    for level in levels:
-        bounds += [pmf_quantile(pmf, (1 - level) / 2), pmf_quantile(pmf, (1 + level) / 2)]
-    return bounds, pmf_quantile(pmf, 1 - walk_risk)
+    shock_sds: Sequence[float],
+) -> list[tuple[list[int], int]]:
+    """Per shock sd: the interval bounds per level and the (1 - walk_risk) quantile."""
+    answers = []
+    for pmf in occupied_pmfs(rooms, show, shock_sds):
+        bounds = []
+        for level in levels:
+            bounds += [pmf_quantile(pmf, (1 - level) / 2), pmf_quantile(pmf, (1 + level) / 2)]
+        answers.append((bounds, pmf_quantile(pmf, 1 - walk_risk)))
+    return answers
 
 
 def _normal_night(
@@ -217,19 +237,25 @@ def _normal_night(
     show: np.ndarray,
     levels: Sequence[float],
     walk_risk: float,
-    shock_sd: float,
-) -> tuple[list[int], int]:
+    shock_sds: Sequence[float],
+) -> list[tuple[list[int], int]]:
     """The normal approximation with the same mean and variance (the shared shock's share by
     the delta method), rounded outwards to whole rooms."""
     total = int(rooms.sum())
     mean = float((rooms * show).sum())
     slope = float((rooms * show * (1 - show)).sum())  # d mean / d log-odds
-    sd = float(np.sqrt((rooms**2 * show * (1 - show)).sum() + (slope * shock_sd) ** 2))
-    bounds = []
-    for level in levels:
-        z = norm.ppf((1 + level) / 2)
-        bounds += [max(0, int(np.floor(mean - z * sd))), min(total, int(np.ceil(mean + z * sd)))]
-    return bounds, min(total, int(np.ceil(mean + norm.ppf(1 - walk_risk) * sd)))
+    answers = []
+    for shock_sd in shock_sds:
+        sd = float(np.sqrt((rooms**2 * show * (1 - show)).sum() + (slope * shock_sd) ** 2))
+        bounds = []
+        for level in levels:
+            z = norm.ppf((1 + level) / 2)
+            bounds += [
+                max(0, int(np.floor(mean - z * sd))),
+                min(total, int(np.ceil(mean + z * sd))),
+            ]
+        answers.append((bounds, min(total, int(np.ceil(mean + norm.ppf(1 - walk_risk) * sd)))))
+    return answers
 
 
 def occupancy_units(books: pd.DataFrame, grouping: str = DEFAULT_GROUPING) -> pd.DataFrame:
@@ -253,6 +279,56 @@ def occupancy_units(books: pd.DataFrame, grouping: str = DEFAULT_GROUPING) -> pd
     )
 
 
+def forecast_shock_grid(
+    books: pd.DataFrame,
+    as_of: date,
+    capacity: dict[str, tuple[int, str]],
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    walk_risk: float = DEFAULT_WALK_RISK,
+    grouping: str = DEFAULT_GROUPING,
+    method: str = DEFAULT_METHOD,
+    shock_sds: Sequence[float] = SHOCK_GRID,
+) -> pd.DataFrame:
+    """forecast_net_demand at every shock sd of `shock_sds`: its COLUMNS plus `shock_sd`, one
+    row per hotel, night and shock sd."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: one of {METHODS}")
+    if not 0 < walk_risk < 1:
+        raise ValueError(f"walk_risk must be between 0 and 1, got {walk_risk}")
+    night_of = _night_function(method)
+    start = pd.Timestamp(as_of)
+    nights = pd.date_range(start, periods=horizon_days, freq="D")
+    units = occupancy_units(books, grouping)
+    units = units[units["night"].isin(nights)]
+    by_night = {key: group for key, group in units.groupby(["hotel", "night"], sort=False)}
+    rows = []
+    for hotel, (rooms_capacity, source) in capacity.items():
+        for night in nights:
+            group = by_night.get((hotel, night))
+            rooms = np.zeros(0, dtype="int64") if group is None else group["rooms"].to_numpy()
+            show = np.zeros(0) if group is None else group["show_probability"].to_numpy()
+            expected = float((rooms * show).sum())
+            answers = night_of(rooms, show, INTERVAL_LEVELS, walk_risk, shock_sds)
+            for shock_sd, (bounds, walk_quantile) in zip(shock_sds, answers, strict=True):
+                rows.append(
+                    [
+                        hotel,
+                        night,
+                        int(rooms.sum()),  # one room per booking, as in the export
+                        int(rooms[rooms > 1].sum()),
+                        float(rooms.sum()) - expected,
+                        expected,
+                        *bounds,
+                        int(rooms_capacity),
+                        source,
+                        walk_risk,
+                        max(0, int(rooms_capacity) - walk_quantile),
+                        float(shock_sd),
+                    ]
+                )
+    return pd.DataFrame(rows, columns=[*COLUMNS, "shock_sd"])
+
+
 def forecast_net_demand(
     books: pd.DataFrame,
     as_of: date,
@@ -270,43 +346,38 @@ def forecast_net_demand(
     sold for the night so that P(rooms occupied + headroom > capacity) <= walk_risk, counting
     every extra room sold as arriving (a conservative reading: later bookings cancel too).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}: one of {METHODS}")
-    if not 0 < walk_risk < 1:
-        raise ValueError(f"walk_risk must be between 0 and 1, got {walk_risk}")
-    night_of = _night_function(method)
-    start = pd.Timestamp(as_of)
-    nights = pd.date_range(start, periods=horizon_days, freq="D")
-    units = occupancy_units(books, grouping)
-    units = units[units["night"].isin(nights)]
-    by_night = {key: group for key, group in units.groupby(["hotel", "night"], sort=False)}
-    rows = []
-    for hotel, (rooms_capacity, source) in capacity.items():
-        for night in nights:
-            group = by_night.get((hotel, night))
-            rooms = np.zeros(0, dtype="int64") if group is None else group["rooms"].to_numpy()
-            show = np.zeros(0) if group is None else group["show_probability"].to_numpy()
-            bounds, walk_quantile = night_of(rooms, show, INTERVAL_LEVELS, walk_risk, shock_sd)
-            expected = float((rooms * show).sum())
-            rows.append(
-                [
-                    hotel,
-                    night,
-                    int(rooms.sum()),  # one room per booking, as in the export
-                    int(rooms[rooms > 1].sum()),
-                    float(rooms.sum()) - expected,
-                    expected,
-                    *bounds,
-                    int(rooms_capacity),
-                    source,
-                    walk_risk,
-                    max(0, int(rooms_capacity) - walk_quantile),
-                ]
+    grid = forecast_shock_grid(
+        books, as_of, capacity, horizon_days, walk_risk, grouping, method, [shock_sd]
+    )
+    return grid.drop(columns="shock_sd")
+
+
+def choose_shock(graded: pd.DataFrame, default: float = DEFAULT_SHOCK_SD) -> tuple[float, int]:
+    """The shock sd whose intervals came nearest nominal (the sum of the 80 % and 95 % gaps;
+    on a tie the larger sd: when the record cannot tell them apart, fewer walked guests) on
+    realised nights, and how many nights that was; `default` with
+    fewer than MIN_CHOICE_NIGHTS nights.
+
+    `graded`: one hotel's rows of earlier forecasts' grids (forecast_shock_grid) on nights that
+    have passed, with `realised_occupied`. The caller keeps out what was not known yet."""
+    nights = int(graded.groupby("shock_sd").size().min()) if len(graded) else 0
+    if nights < MIN_CHOICE_NIGHTS:
+        return default, nights
+    realised = graded["realised_occupied"]
+    inside = pd.DataFrame(
+        {
+            level: realised.between(
+                graded[f"occupied_{level}_low"], graded[f"occupied_{level}_high"]
             )
-    return pd.DataFrame(rows, columns=COLUMNS)
+            for level in ("80", "95")
+        }
+    )
+    coverage = inside.groupby(graded["shock_sd"]).mean()
+    gap = (coverage["80"] - 0.80).abs() + (coverage["95"] - 0.95).abs()
+    return float(gap[::-1].idxmin()), nights
 
 
-def _night_function(method: str) -> Callable[..., tuple[list[int], int]]:
+def _night_function(method: str) -> Callable[..., list[tuple[list[int], int]]]:
     return _exact_night if method == "exact" else _normal_night
 
 
@@ -357,8 +428,9 @@ def read_nights(
 ) -> tuple[date, pd.DataFrame]:
     """The nights `start` .. `end` of one hotel from the net_demand table, with the realised
     rooms where known: from the forecast as of `as_of`, by default the newest made on or before
-    `start` (the forecast as it stood before the first night asked). Raises LookupError with
-    a one-line reason when there is none."""
+    `start` (the forecast as it stood before the first night asked), and the shared shock sd
+    its intervals took (`shock_sd`). Raises LookupError with a one-line reason when there is
+    none."""
     if not warehouse.table_exists(connection, NET_DEMAND.name):
         raise LookupError(f"no {NET_DEMAND.name} table yet: materialise net_demand (make run)")
     if as_of is None:
@@ -381,6 +453,12 @@ def read_nights(
         nights = nights.merge(realised, on=["hotel", "night"], how="left")
     else:
         nights["realised_occupied"] = np.nan
+    if warehouse.table_exists(connection, NET_DEMAND_SHOCK_GRID.name):
+        grid = warehouse.read_slice(connection, NET_DEMAND_SHOCK_GRID.name, as_of)
+        shocks = grid[grid["in_net_demand"]].groupby("hotel")["shock_sd"].first()
+        nights["shock_sd"] = nights["hotel"].map(shocks)
+    else:  # a forecast made before the grid was kept
+        nights["shock_sd"] = np.nan
     chosen = nights[
         (nights["hotel"] == hotel) & nights["night"].between(pd.Timestamp(start), pd.Timestamp(end))
     ]

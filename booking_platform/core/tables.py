@@ -68,6 +68,13 @@ NET_DEMAND_REALISED = Table(
     sliced=True,
     description="The rooms each forecast's nights realised, filled in by later exports.",
 )
+NET_DEMAND_SHOCK_GRID = Table(
+    "net_demand_shock_grid",
+    ("as_of", "hotel", "night", "shock_sd"),
+    sliced=True,
+    description="Each forecast's intervals and headroom at every shared shock; graded later, "
+    "they choose the next forecast's shock (in_net_demand: the one the table took).",
+)
 ESTIMATED_PERFORMANCE = Table(
     "estimated_performance",
     ("as_of", "arrival_month"),
@@ -109,6 +116,7 @@ CATALOGUE: dict[str, Table] = {
         PREDICTIONS,
         NET_DEMAND,
         NET_DEMAND_REALISED,
+        NET_DEMAND_SHOCK_GRID,
         ESTIMATED_PERFORMANCE,
         MODEL_LEADERBOARD,
         REALISED_PERFORMANCE,

@@ -8,7 +8,6 @@ import pytest
 
 from booking_platform.core.cleaning import clean_bookings, open_bookings
 from booking_platform.core.demand_replay import (
-    MIN_ROLLING_NIGHTS,
     VARIANTS,
     last_year_forecast,
     lead_band_probabilities,
@@ -20,6 +19,8 @@ from booking_platform.core.demand_replay import (
 from booking_platform.core.net_demand import (
     DEFAULT_GROUPING,
     DEFAULT_METHOD,
+    DEFAULT_SHOCK_SD,
+    MIN_CHOICE_NIGHTS,
     night_rows,
     on_the_books,
 )
@@ -125,11 +126,12 @@ def test_coverage_and_walks_are_counted_on_graded_nights() -> None:
 
 
 def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -> None:
-    """The first forecast's 59 nights before the second's date: every variant's intervals hold
-    all ten realised rooms but shock 0.5's, which hold 47 (80 %) and 56 (95 %): nearest nominal,
-    so the second forecast takes shock 0.5, whose 80 % interval there holds half. The first
-    forecast's later nights (not yet realised on the second's date), which shock 0.5 misses,
-    must not count."""
+    """The first forecast has nothing before it: the default shock, whose intervals hold all
+    its 120 nights and whose headroom walks a guest on each. Its 59 nights before the second's
+    date: every variant's intervals hold all ten realised rooms but shock 0.5's, which hold 47
+    (80 %) and 56 (95 %): nearest nominal, so the second forecast takes shock 0.5, whose 80 %
+    interval there holds half. The first forecast's later nights (not yet realised on the
+    second's date), which shock 0.5 misses, must not count."""
     first, second = pd.Timestamp("2017-01-01"), pd.Timestamp("2017-03-01")
     nights = pd.concat(
         [
@@ -147,11 +149,15 @@ def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -
     position = nights.groupby("as_of").cumcount()
     in_first = nights["as_of"] == first
     later = nights["night"] >= second
-    assert (in_first & ~later).sum() == 59 >= MIN_ROLLING_NIGHTS
+    assert (in_first & ~later).sum() == 59 >= MIN_CHOICE_NIGHTS
     nights.loc[in_first & ((position >= 47) | later), f"occupied_80_low{half}"] = 11
     nights.loc[in_first & ((position >= 56) | later), f"occupied_95_low{half}"] = 11
     nights.loc[~in_first & (position >= 5), f"occupied_80_low{half}"] = 11
     nights.loc[~in_first & (position >= 8), f"headroom{half}"] = 2  # 10 + 2 fits in 12
     rolling = rolling_shock_coverage(nights)
-    assert rolling["chosen"] == {"2017-03": 0.5}  # the first forecast had nothing before it
-    assert rolling["all"] == {"80": 0.5, "95": 1.0, "walked": 0.8}
+    assert rolling["chosen"] == {"2017-01": DEFAULT_SHOCK_SD, "2017-03": 0.5}
+    assert rolling["all"] == {
+        "80": pytest.approx((120 + 5) / 130),
+        "95": 1.0,
+        "walked": pytest.approx((120 + 8) / 130),
+    }

@@ -9,14 +9,19 @@ import pytest
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.net_demand import (
     CAPACITY_ESTIMATE_SOURCE,
+    DEFAULT_SHOCK_SD,
+    MIN_CHOICE_NIGHTS,
     MIN_SHIFT_BOOKINGS,
     SHIFT_LIMIT,
+    choose_shock,
     estimate_capacity,
     forecast_net_demand,
+    forecast_shock_grid,
     log_odds_shift,
     measured_shock_sd,
     night_rows,
     occupied_pmf,
+    occupied_pmfs,
     on_the_books,
     past_shifts,
     pmf_quantile,
@@ -164,6 +169,54 @@ def test_a_shared_shock_makes_bookings_move_together_but_keeps_guests_in_house()
     # a guest in house (shows with certainty) is not moved by the shock
     in_house = occupied_pmf(np.array([1, 1]), np.array([1.0, 0.5]), shock_sd=1.5)
     assert in_house[0] == 0 and in_house[1] == pytest.approx(0.5)
+
+
+def test_every_shock_of_a_grid_gets_the_pmf_it_gets_alone() -> None:
+    rooms, show = np.array([3, 1, 1, 2]), np.array([0.9, 0.5, 0.2, 1.0])
+    shocks = [0.0, 0.5, 1.5]
+    together = occupied_pmfs(rooms, show, shocks)
+    assert together.shape == (3, 8)
+    for row, shock in zip(together, shocks, strict=True):
+        np.testing.assert_allclose(row, occupied_pmf(rooms, show, shock), atol=1e-15)
+    books = _books([0.1, 0.4, 0.7])
+    capacity = {"City Hotel": (5, "configured")}
+    grid = forecast_shock_grid(books, AS_OF, capacity, horizon_days=1, shock_sds=shocks)
+    for shock in shocks:
+        alone = forecast_net_demand(books, AS_OF, capacity, horizon_days=1, shock_sd=shock)
+        pd.testing.assert_frame_equal(
+            grid[grid["shock_sd"] == shock].drop(columns="shock_sd").reset_index(drop=True), alone
+        )
+
+
+def _graded(shock_sd: float, nights: int, inside_80: int, inside_95: int) -> pd.DataFrame:
+    """Realised nights of 10 rooms; the first `inside_80` (`inside_95`) inside the intervals."""
+    position = np.arange(nights)
+    return pd.DataFrame(
+        {
+            "shock_sd": shock_sd,
+            "realised_occupied": 10,
+            "occupied_80_low": np.where(position < inside_80, 8, 11),
+            "occupied_80_high": 12,
+            "occupied_95_low": np.where(position < inside_95, 6, 11),
+            "occupied_95_high": 14,
+        }
+    )
+
+
+def test_the_shock_whose_intervals_came_nearest_nominal_is_chosen() -> None:
+    # 0.5: 80 % and 95 % exactly; 0.25 too narrow; 1.0 holds every night
+    graded = pd.concat(
+        [_graded(0.25, 40, 24, 30), _graded(0.5, 40, 32, 38), _graded(1.0, 40, 40, 40)]
+    )
+    assert choose_shock(graded) == (0.5, 40)
+    # a tie goes to the larger shock: the smaller headroom
+    assert choose_shock(pd.concat([_graded(0.5, 40, 32, 38), _graded(1.0, 40, 32, 38)])) == (
+        1.0,
+        40,
+    )
+    too_few = MIN_CHOICE_NIGHTS - 1
+    assert choose_shock(_graded(0.5, too_few, too_few, too_few)) == (DEFAULT_SHOCK_SD, too_few)
+    assert choose_shock(_graded(0.5, 0, 0, 0).iloc[:0], default=0.6) == (0.6, 0)
 
 
 def test_the_log_odds_shift_is_the_one_that_brought_the_bookings_outcomes() -> None:

@@ -13,10 +13,12 @@ from booking_platform.core.demand_plots import net_demand_png
 from booking_platform.core.features import FeatureSet
 from booking_platform.core.net_demand import (
     DEFAULT_HORIZON_DAYS,
-    DEFAULT_SHOCK_SD,
     DEFAULT_WALK_RISK,
+    MIN_CHOICE_NIGHTS,
+    SHOCK_GRID,
+    choose_shock,
     estimate_capacity,
-    forecast_net_demand,
+    forecast_shock_grid,
     on_the_books,
     realised_occupancy,
 )
@@ -27,6 +29,7 @@ from booking_platform.core.tables import (
     ESTIMATED_PERFORMANCE,
     NET_DEMAND,
     NET_DEMAND_REALISED,
+    NET_DEMAND_SHOCK_GRID,
     PREDICTIONS,
 )
 from booking_platform.core.warehouse import read_slice, replace_slices, table_exists
@@ -50,10 +53,12 @@ class NetDemandConfig(dg.Config):
         description="rooms per hotel; a hotel left out gets an estimate: the most rooms "
         "occupied on any night of its history",
     )
-    shock_sd: float = Field(
-        default=DEFAULT_SHOCK_SD,
+    shock_sd: float | None = Field(
+        default=None,
         ge=0,
-        description="sd of the log-odds shock all bookings of a night share (docs/design.md)",
+        description="sd of the log-odds shock all bookings of a night share; unset: per hotel, "
+        "the grid value whose intervals came nearest nominal on the realised nights of earlier "
+        "forecasts (docs/design.md)",
     )
 
 
@@ -73,6 +78,8 @@ def _scored_open_bookings(booking_features: FeatureSet, scores: pd.DataFrame) ->
 def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[date]:
     """Fill in the realised rooms of every stored forecast whose nights the newest export has
     seen and that is not complete yet; returns the as-of dates updated."""
+    if not table_exists(connection, NET_DEMAND.name):
+        return []
     forecasts = connection.execute(
         f"SELECT as_of, count(*) FROM {NET_DEMAND.name} WHERE as_of < ? GROUP BY as_of",
         [newest_as_of],
@@ -104,6 +111,22 @@ def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[
     return pending
 
 
+def _graded_grids(connection: Any, as_of: date) -> pd.DataFrame:
+    """The grids of forecasts made before `as_of` on their nights that had passed by then, with
+    the rooms those nights realised: what a forecast on `as_of` may choose its shock on."""
+    if not (
+        table_exists(connection, NET_DEMAND_SHOCK_GRID.name)
+        and table_exists(connection, NET_DEMAND_REALISED.name)
+    ):
+        return pd.DataFrame(columns=["hotel", "shock_sd", "realised_occupied"])
+    return connection.execute(
+        f"SELECT grid.*, realised.realised_occupied FROM {NET_DEMAND_SHOCK_GRID.name} grid "
+        f"JOIN {NET_DEMAND_REALISED.name} realised USING (as_of, hotel, night) "
+        "WHERE grid.as_of < ? AND grid.night < ?",
+        [as_of, as_of],
+    ).df()
+
+
 @dg.asset(
     **stage("predictions"),
     deps=[batch_predictions],
@@ -132,14 +155,34 @@ def net_demand(
         books["in_house"], 0.0, books["booking_id"].map(probability)
     )
     capacity = estimate_capacity(booking_features.bookings, as_of, config.capacity)
-    nights = forecast_net_demand(
-        books, as_of, capacity, config.horizon_days, config.walk_risk, shock_sd=config.shock_sd
-    ).assign(model_version=",".join(sorted(scores["model_version"].astype(str).unique())))
     with warehouse.connect() as connection:
-        replace_slices(connection, as_of, {NET_DEMAND.name: nights})
-        stored = table_metadata(connection, NET_DEMAND, as_of)
         (newest,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_BOOKINGS.name}").fetchone()
         updated = _realised_for_stored_forecasts(connection, newest)
+        graded = _graded_grids(connection, as_of)
+    if config.shock_sd is None:
+        shocks = {hotel: choose_shock(graded[graded["hotel"] == hotel]) for hotel in capacity}
+    else:
+        shocks = {hotel: (config.shock_sd, 0) for hotel in capacity}
+    shock_sds = sorted(set(SHOCK_GRID) | {shock for shock, _ in shocks.values()})
+    grid = forecast_shock_grid(
+        books, as_of, capacity, config.horizon_days, config.walk_risk, shock_sds=shock_sds
+    )
+    grid["in_net_demand"] = grid["shock_sd"] == grid["hotel"].map(
+        {hotel: shock for hotel, (shock, _) in shocks.items()}
+    )
+    nights = (
+        grid[grid["in_net_demand"]]
+        .drop(columns=["shock_sd", "in_net_demand"])
+        .reset_index(drop=True)
+        .assign(model_version=",".join(sorted(scores["model_version"].astype(str).unique())))
+    )
+    with warehouse.connect() as connection:
+        replace_slices(
+            connection, as_of, {NET_DEMAND.name: nights, NET_DEMAND_SHOCK_GRID.name: grid}
+        )
+        stored = table_metadata(connection, NET_DEMAND, as_of)
+        # a forecast made before the newest export (a backfill) is graded at once
+        updated += _realised_for_stored_forecasts(connection, newest)
         realised = (
             read_slice(connection, NET_DEMAND_REALISED.name, as_of)
             if table_exists(connection, NET_DEMAND_REALISED.name)
@@ -162,6 +205,20 @@ def net_demand(
             {h: {"rooms": r, "source": s} for h, (r, s) in capacity.items()}
         ),
         "realised_filled_in_for": dg.MetadataValue.json([str(d) for d in updated]),
+        "shared_shock": dg.MetadataValue.json(
+            {
+                hotel: {
+                    "shock_sd": shock,
+                    "chosen_on_realised_nights": nights_used,
+                    "how": "configured"
+                    if config.shock_sd is not None
+                    else "nearest nominal on earlier forecasts' realised nights"
+                    if nights_used >= MIN_CHOICE_NIGHTS
+                    else f"default: fewer than {MIN_CHOICE_NIGHTS} realised nights",
+                }
+                for hotel, (shock, nights_used) in shocks.items()
+            }
+        ),
     }
     for hotel, rows in shown.groupby("hotel"):
         week = rows.head(7)[
