@@ -135,16 +135,20 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
             for level, nominal in (("80", 0.80), ("95", 0.95))
         )
         console.print(
-            f"{hotel}, the table's shock (net_demand.choose_shock: each month, the grid shock "
-            "nearest nominal on its earlier forecasts' nights realised before it; "
-            f"{DEFAULT_SHOCK_SD:g} before {MIN_CHOICE_NIGHTS} such nights): "
+            f"{hotel}, the table's shocks (net_demand.choose_shock on its earlier forecasts' "
+            f"nights realised before it; {DEFAULT_SHOCK_SD:g} before {MIN_CHOICE_NIGHTS} such "
+            "nights): coverage "
             + ", ".join(
                 f"{part} {rolling[part]['80']:.0%}/{rolling[part]['95']:.0%}"
                 for part in ("all", "fit", "later")
             )
             + (" (all: within 5 points)" if within else " (all: off)")
-            + f"; walked {rolling['all']['walked']:.1%} of nights; chosen: "
-            + ", ".join(f"{month} {sd:g}" for month, sd in rolling["chosen"].items())
+            + f"; headroom walked {rolling['all']['walked']:.1%} of nights; chosen "
+            "(intervals/headroom): "
+            + ", ".join(
+                f"{month} {sd['intervals']:g}/{sd['headroom']:g}"
+                for month, sd in rolling["chosen"].items()
+            )
         )
     console.print(
         "shock measured on the earlier forecasts, per month (shifts measured): "

@@ -687,7 +687,8 @@ def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: d
         "(bookings made later are not counted)",
         caption=f"capacity: {nights['capacity_source'].iloc[0]}; headroom: rooms that can "
         f"still be sold with a walk risk under {nights['walk_risk'].iloc[0]:.0%}; "
-        f"shared shock sd {nights['shock_sd'].iloc[0]:g} (docs/design.md)"
+        f"shared shock sd {nights['intervals_shock_sd'].iloc[0]:g} for the intervals, "
+        f"{nights['headroom_shock_sd'].iloc[0]:g} for the headroom (docs/design.md)"
         if len(nights)
         else None,
     )

@@ -41,11 +41,14 @@ from booking_platform.core.net_demand import (
     estimate_capacity,
     forecast_net_demand,
     forecast_shock_grid,
+    mark_choices,
     measured_shock_sd,
     night_rows,
     on_the_books,
     past_shifts,
     realised_occupancy,
+    taken_from_grid,
+    walked,
 )
 from booking_platform.core.performance_estimation import estimate_by_arrival_month
 from booking_platform.core.scoring import score_bookings
@@ -301,11 +304,6 @@ def _covered(nights: pd.DataFrame, level: int, suffix: str = "") -> pd.Series:
     return nights["realised_occupied"].between(low, high)
 
 
-def _walked(nights: pd.DataFrame, suffix: str = "") -> pd.Series:
-    """Whether selling the advised headroom would have put more guests than rooms."""
-    return nights["realised_occupied"] + nights[f"headroom{suffix}"] > nights["capacity"]
-
-
 def _covers(nights: pd.DataFrame, level: int, suffix: str = "") -> float:
     return float(_covered(nights, level, suffix).mean())
 
@@ -331,7 +329,7 @@ def _grid_rows(nights: pd.DataFrame) -> pd.DataFrame:
     """A replay's nights at every SHOCK_GRID value of the table's grouping and method: one row
     per night and shock sd, as net_demand.forecast_shock_grid lays them out."""
     named = variant_columns(nights)
-    keys = ["hotel", "as_of", "night", "realised_occupied", "capacity"]
+    keys = ["hotel", "as_of", "night", "realised_occupied", "capacity", "walk_risk"]
     parts = []
     for shock in SHOCK_GRID:
         suffix = named[variant_name(DEFAULT_GROUPING, DEFAULT_METHOD, shock)]
@@ -343,25 +341,25 @@ def _grid_rows(nights: pd.DataFrame) -> pd.DataFrame:
 
 
 def rolling_shock_coverage(graded: pd.DataFrame) -> dict[str, object]:
-    """Each forecast with the shock the table would take (net_demand.choose_shock on its hotel's
-    nights of earlier forecasts realised before its as-of date: what the platform knew then;
-    the default before there are enough); the coverage that gives on all months, before
-    FIT_BEFORE and later, the share of nights its headroom would have walked a guest, and the
-    shocks chosen."""
+    """Each forecast as the table would make it: the shocks net_demand.choose_shock picks for its
+    intervals and its headroom on its hotel's nights of earlier forecasts realised before its
+    as-of date (what the platform knew then; the default before there are enough). Returns the
+    intervals' coverage on all months, before FIT_BEFORE and later, the share of nights the
+    headroom would have walked a guest, and the shocks chosen."""
     grid = _grid_rows(graded)
     parts, chosen = [], {}
     for (hotel, as_of), rows in grid.groupby(["hotel", "as_of"], sort=True):
         known = grid[(grid["hotel"] == hotel) & (grid["as_of"] < as_of) & (grid["night"] < as_of)]
-        shock, _ = choose_shock(known)
-        chosen[f"{as_of:%Y-%m}"] = shock
-        taken = rows[rows["shock_sd"] == shock]
+        choice = choose_shock(known, float(rows["walk_risk"].iloc[0]))
+        chosen[f"{as_of:%Y-%m}"] = {"intervals": choice.intervals, "headroom": choice.headroom}
+        taken = taken_from_grid(mark_choices(rows, {hotel: choice}))
         parts.append(
             pd.DataFrame(
                 {
                     "as_of": taken["as_of"],
                     "80": _covered(taken, 80),
                     "95": _covered(taken, 95),
-                    "walked": _walked(taken),
+                    "walked": walked(taken),
                 }
             )
         )
@@ -397,9 +395,9 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
     for hotel, rows in graded.groupby("hotel"):
         realised = rows["realised_occupied"]
         coverage = _coverage(rows)
-        walked = _walked(rows)
+        walks = walked(rows)
         walked_by_variant = {
-            name: float(_walked(rows, suffix).mean())
+            name: float(walked(rows, suffix).mean())
             for name, suffix in variant_columns(rows).items()
         }
         sold_beyond = rows["headroom"] > 0
@@ -414,8 +412,8 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
             "rolling_shock": rolling_shock_coverage(rows),
             "capacity": sorted(rows["capacity"].unique().tolist()),
             "mean_headroom": float(rows["headroom"].mean()),
-            "walked_share": float(walked.mean()),
-            "walked_share_when_headroom_advised": float(walked[sold_beyond].mean())
+            "walked_share": float(walks.mean()),
+            "walked_share_when_headroom_advised": float(walks[sold_beyond].mean())
             if sold_beyond.any()
             else None,
             "nights_with_headroom": int(sold_beyond.sum()),

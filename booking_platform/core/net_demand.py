@@ -19,6 +19,7 @@ why this grouping and the exact method, from the replay's coverage.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -54,9 +55,9 @@ DEFAULT_GROUPING = "identical_rows"
 METHODS = ("exact", "normal")
 DEFAULT_METHOD = "exact"
 # The night's shared shock (log-odds sd). Each forecast is made at every SHOCK_GRID value; the
-# table takes, per hotel, the one whose intervals came nearest nominal on the realised nights
-# of earlier forecasts (choose_shock), and DEFAULT_SHOCK_SD (the replay's choice on its first
-# months, docs/design.md) until MIN_CHOICE_NIGHTS such nights exist.
+# table takes, per hotel, the ones its earlier forecasts' realised nights choose (choose_shock),
+# and DEFAULT_SHOCK_SD (the replay's choice on its first months, docs/design.md) until
+# MIN_CHOICE_NIGHTS such nights exist.
 DEFAULT_SHOCK_SD = 0.75
 SHOCK_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
 MIN_CHOICE_NIGHTS = 30
@@ -352,17 +353,38 @@ def forecast_net_demand(
     return grid.drop(columns="shock_sd")
 
 
-def choose_shock(graded: pd.DataFrame, default: float = DEFAULT_SHOCK_SD) -> tuple[float, int]:
-    """The shock sd whose intervals came nearest nominal (the sum of the 80 % and 95 % gaps;
-    on a tie the larger sd: when the record cannot tell them apart, fewer walked guests) on
-    realised nights, and how many nights that was; `default` with
-    fewer than MIN_CHOICE_NIGHTS nights.
+@dataclass(frozen=True)
+class ShockChoice:
+    """The shared shock sd one hotel's forecast takes (choose_shock)."""
+
+    intervals: float  # for its 80 % and 95 % intervals
+    headroom: float  # for its headroom
+    nights: int  # realised nights of earlier forecasts it was chosen on
+
+
+def walked(nights: pd.DataFrame, suffix: str = "") -> pd.Series:
+    """Whether selling a night's advised headroom would have put more guests than rooms."""
+    return nights["realised_occupied"] + nights[f"headroom{suffix}"] > nights["capacity"]
+
+
+def choose_shock(
+    graded: pd.DataFrame,
+    walk_risk: float = DEFAULT_WALK_RISK,
+    default: float = DEFAULT_SHOCK_SD,
+) -> ShockChoice:
+    """The shock sds a forecast takes, chosen on realised nights of earlier forecasts:
+    - intervals: the sd whose intervals came nearest nominal (the sum of the 80 % and 95 %
+      gaps; on a tie the larger sd, the safer side);
+    - headroom: the larger of that sd and the smallest whose headroom walked a guest on no more
+      than `walk_risk` of the nights (the largest sd when none did), so that the headroom keeps
+      the walk risk on the record and is never bolder than the intervals;
+    both `default` with fewer than MIN_CHOICE_NIGHTS nights.
 
     `graded`: one hotel's rows of earlier forecasts' grids (forecast_shock_grid) on nights that
     have passed, with `realised_occupied`. The caller keeps out what was not known yet."""
     nights = int(graded.groupby("shock_sd").size().min()) if len(graded) else 0
     if nights < MIN_CHOICE_NIGHTS:
-        return default, nights
+        return ShockChoice(default, default, nights)
     realised = graded["realised_occupied"]
     inside = pd.DataFrame(
         {
@@ -374,7 +396,37 @@ def choose_shock(graded: pd.DataFrame, default: float = DEFAULT_SHOCK_SD) -> tup
     )
     coverage = inside.groupby(graded["shock_sd"]).mean()
     gap = (coverage["80"] - 0.80).abs() + (coverage["95"] - 0.95).abs()
-    return float(gap[::-1].idxmin()), nights
+    intervals = float(gap[::-1].idxmin())
+    walks = walked(graded).groupby(graded["shock_sd"]).mean()
+    within = walks[walks <= walk_risk]
+    safe = float(within.index.min()) if len(within) else float(walks.index.max())
+    return ShockChoice(intervals, max(intervals, safe), nights)
+
+
+CHOICE_FLAGS = ("intervals_in_net_demand", "headroom_in_net_demand")
+SHOCK_COLUMNS = ("intervals_shock_sd", "headroom_shock_sd")  # read_nights' names for them
+
+
+def mark_choices(grid: pd.DataFrame, choices: dict[str, ShockChoice]) -> pd.DataFrame:
+    """`grid` with CHOICE_FLAGS: whether a row's shock is the one chosen for its hotel's
+    intervals, and for its headroom."""
+    marked = grid.copy()
+    for flag, use in zip(CHOICE_FLAGS, ("intervals", "headroom"), strict=True):
+        chosen = grid["hotel"].map({hotel: getattr(c, use) for hotel, c in choices.items()})
+        marked[flag] = grid["shock_sd"] == chosen
+    return marked
+
+
+def taken_from_grid(marked: pd.DataFrame) -> pd.DataFrame:
+    """One forecast's nights as the table holds them, from its grid marked by mark_choices:
+    per hotel, the rows of the shock chosen for the intervals, with the headroom of the shock
+    chosen for the headroom; every column but shock_sd and the flags."""
+    keys = ["hotel", "night"]
+    headroom = marked.loc[marked[CHOICE_FLAGS[1]]].set_index(keys)["headroom"]
+    taken = marked.loc[marked[CHOICE_FLAGS[0]]].drop(columns=["shock_sd", *CHOICE_FLAGS])
+    taken = taken.reset_index(drop=True)
+    taken["headroom"] = headroom.reindex(pd.MultiIndex.from_frame(taken[keys])).to_numpy()
+    return taken
 
 
 def _night_function(method: str) -> Callable[..., list[tuple[list[int], int]]]:
@@ -428,9 +480,9 @@ def read_nights(
 ) -> tuple[date, pd.DataFrame]:
     """The nights `start` .. `end` of one hotel from the net_demand table, with the realised
     rooms where known: from the forecast as of `as_of`, by default the newest made on or before
-    `start` (the forecast as it stood before the first night asked), and the shared shock sd
-    its intervals took (`shock_sd`). Raises LookupError with a one-line reason when there is
-    none."""
+    `start` (the forecast as it stood before the first night asked), and the shared shock sds
+    its intervals and headroom took (SHOCK_COLUMNS). Raises LookupError with a one-line reason
+    when there is none."""
     if not warehouse.table_exists(connection, NET_DEMAND.name):
         raise LookupError(f"no {NET_DEMAND.name} table yet: materialise net_demand (make run)")
     if as_of is None:
@@ -455,10 +507,11 @@ def read_nights(
         nights["realised_occupied"] = np.nan
     if warehouse.table_exists(connection, NET_DEMAND_SHOCK_GRID.name):
         grid = warehouse.read_slice(connection, NET_DEMAND_SHOCK_GRID.name, as_of)
-        shocks = grid[grid["in_net_demand"]].groupby("hotel")["shock_sd"].first()
-        nights["shock_sd"] = nights["hotel"].map(shocks)
+        for flag, column in zip(CHOICE_FLAGS, SHOCK_COLUMNS, strict=True):
+            shocks = grid[grid[flag]].groupby("hotel")["shock_sd"].first()
+            nights[column] = nights["hotel"].map(shocks)
     else:  # a forecast made before the grid was kept
-        nights["shock_sd"] = np.nan
+        nights[list(SHOCK_COLUMNS)] = np.nan
     chosen = nights[
         (nights["hotel"] == hotel) & nights["night"].between(pd.Timestamp(start), pd.Timestamp(end))
     ]

@@ -85,6 +85,7 @@ def test_coverage_and_walks_are_counted_on_graded_nights() -> None:
             "occupied_95_low": 2,
             "occupied_95_high": 8,
             "capacity": 10,
+            "walk_risk": 0.05,
             "headroom": 2,
             "lead_band_baseline": 6.0,
             "last_year_baseline": 4.0,
@@ -129,9 +130,11 @@ def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -
     """The first forecast has nothing before it: the default shock, whose intervals hold all
     its 120 nights and whose headroom walks a guest on each. Its 59 nights before the second's
     date: every variant's intervals hold all ten realised rooms but shock 0.5's, which hold 47
-    (80 %) and 56 (95 %): nearest nominal, so the second forecast takes shock 0.5, whose 80 %
-    interval there holds half. The first forecast's later nights (not yet realised on the
-    second's date), which shock 0.5 misses, must not count."""
+    (80 %) and 56 (95 %): nearest nominal, so the second forecast's intervals take shock 0.5,
+    whose 80 % interval there holds half. Only shock 1's headroom walked no guest on them, so
+    the second forecast's headroom takes shock 1, which walks one on 3 of its 10 nights. The
+    first forecast's later nights (not yet realised on the second's date), where shock 0.5
+    misses and shock 1 walks, must not count."""
     first, second = pd.Timestamp("2017-01-01"), pd.Timestamp("2017-03-01")
     nights = pd.concat(
         [
@@ -139,7 +142,7 @@ def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -
             pd.DataFrame({"as_of": second, "night": pd.date_range(second, periods=10)}),
         ],
         ignore_index=True,
-    ).assign(hotel="City Hotel", realised_occupied=10.0, capacity=12)
+    ).assign(hotel="City Hotel", realised_occupied=10.0, capacity=12, walk_risk=0.05)
     for index in range(len(VARIANTS)):
         suffix = "" if index == 0 else f"__{index}"
         for column, value in (("80_low", 0), ("80_high", 20), ("95_low", 0), ("95_high", 20)):
@@ -153,11 +156,17 @@ def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -
     nights.loc[in_first & ((position >= 47) | later), f"occupied_80_low{half}"] = 11
     nights.loc[in_first & ((position >= 56) | later), f"occupied_95_low{half}"] = 11
     nights.loc[~in_first & (position >= 5), f"occupied_80_low{half}"] = 11
-    nights.loc[~in_first & (position >= 8), f"headroom{half}"] = 2  # 10 + 2 fits in 12
+    one = variant_columns(nights)[variant_name(DEFAULT_GROUPING, DEFAULT_METHOD, 1.0)]
+    # 10 + 1 fits in 12: no walk, but on the first forecast's nights not yet realised
+    nights[f"headroom{one}"] = np.where(in_first & later, 5, 1)
+    nights.loc[~in_first & (position >= 7), f"headroom{one}"] = 3
     rolling = rolling_shock_coverage(nights)
-    assert rolling["chosen"] == {"2017-01": DEFAULT_SHOCK_SD, "2017-03": 0.5}
+    assert rolling["chosen"] == {
+        "2017-01": {"intervals": DEFAULT_SHOCK_SD, "headroom": DEFAULT_SHOCK_SD},
+        "2017-03": {"intervals": 0.5, "headroom": 1.0},
+    }
     assert rolling["all"] == {
         "80": pytest.approx((120 + 5) / 130),
         "95": 1.0,
-        "walked": pytest.approx((120 + 8) / 130),
+        "walked": pytest.approx((120 + 3) / 130),
     }

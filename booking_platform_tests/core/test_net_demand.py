@@ -9,15 +9,18 @@ import pytest
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.net_demand import (
     CAPACITY_ESTIMATE_SOURCE,
+    CHOICE_FLAGS,
     DEFAULT_SHOCK_SD,
     MIN_CHOICE_NIGHTS,
     MIN_SHIFT_BOOKINGS,
     SHIFT_LIMIT,
+    ShockChoice,
     choose_shock,
     estimate_capacity,
     forecast_net_demand,
     forecast_shock_grid,
     log_odds_shift,
+    mark_choices,
     measured_shock_sd,
     night_rows,
     occupied_pmf,
@@ -26,6 +29,7 @@ from booking_platform.core.net_demand import (
     past_shifts,
     pmf_quantile,
     realised_occupancy,
+    taken_from_grid,
 )
 from booking_platform_tests.synthetic import make_bookings
 
@@ -188,8 +192,11 @@ def test_every_shock_of_a_grid_gets_the_pmf_it_gets_alone() -> None:
         )
 
 
-def _graded(shock_sd: float, nights: int, inside_80: int, inside_95: int) -> pd.DataFrame:
-    """Realised nights of 10 rooms; the first `inside_80` (`inside_95`) inside the intervals."""
+def _graded(
+    shock_sd: float, nights: int, inside_80: int, inside_95: int, walked: int = 0
+) -> pd.DataFrame:
+    """Realised nights of 10 rooms in 12; the first `inside_80` (`inside_95`) inside the
+    intervals, the first `walked` with a headroom that walks a guest (10 + 3 > 12)."""
     position = np.arange(nights)
     return pd.DataFrame(
         {
@@ -199,6 +206,8 @@ def _graded(shock_sd: float, nights: int, inside_80: int, inside_95: int) -> pd.
             "occupied_80_high": 12,
             "occupied_95_low": np.where(position < inside_95, 6, 11),
             "occupied_95_high": 14,
+            "capacity": 12,
+            "headroom": np.where(position < walked, 3, 1),
         }
     )
 
@@ -208,15 +217,53 @@ def test_the_shock_whose_intervals_came_nearest_nominal_is_chosen() -> None:
     graded = pd.concat(
         [_graded(0.25, 40, 24, 30), _graded(0.5, 40, 32, 38), _graded(1.0, 40, 40, 40)]
     )
-    assert choose_shock(graded) == (0.5, 40)
-    # a tie goes to the larger shock: the smaller headroom
-    assert choose_shock(pd.concat([_graded(0.5, 40, 32, 38), _graded(1.0, 40, 32, 38)])) == (
-        1.0,
-        40,
-    )
+    assert choose_shock(graded) == ShockChoice(intervals=0.5, headroom=0.5, nights=40)
+    # a tie goes to the larger shock: the safer side
+    tie = pd.concat([_graded(0.5, 40, 32, 38), _graded(1.0, 40, 32, 38)])
+    assert choose_shock(tie).intervals == 1.0
     too_few = MIN_CHOICE_NIGHTS - 1
-    assert choose_shock(_graded(0.5, too_few, too_few, too_few)) == (DEFAULT_SHOCK_SD, too_few)
-    assert choose_shock(_graded(0.5, 0, 0, 0).iloc[:0], default=0.6) == (0.6, 0)
+    assert choose_shock(_graded(0.5, too_few, too_few, too_few)) == ShockChoice(
+        DEFAULT_SHOCK_SD, DEFAULT_SHOCK_SD, too_few
+    )
+    assert choose_shock(_graded(0.5, 0, 0, 0).iloc[:0], default=0.6) == ShockChoice(0.6, 0.6, 0)
+
+
+def test_the_headroom_keeps_the_walk_risk_on_the_record_and_is_no_bolder_than_the_intervals() -> (
+    None
+):
+    # intervals: 0.5; its headroom walked a guest on 4 of 40 nights (10 %), 1.0's on 2 (5 %)
+    graded = pd.concat(
+        [
+            _graded(0.5, 40, 32, 38, walked=4),
+            _graded(1.0, 40, 40, 40, walked=2),
+            _graded(1.5, 40, 40, 40),
+        ]
+    )
+    assert choose_shock(graded, walk_risk=0.05) == ShockChoice(0.5, 1.0, 40)
+    assert choose_shock(graded, walk_risk=0.01) == ShockChoice(0.5, 1.5, 40)
+    assert choose_shock(graded, walk_risk=0.10) == ShockChoice(0.5, 0.5, 40)
+    # a smaller shock that walked no one does not make the headroom bolder than the intervals
+    calm = pd.concat([_graded(0.25, 40, 24, 30), _graded(0.5, 40, 32, 38, walked=1)])
+    assert choose_shock(calm, walk_risk=0.05) == ShockChoice(0.5, 0.5, 40)
+    # none kept the risk: the widest shock of the grid
+    stormy = pd.concat([_graded(0.5, 40, 32, 38, walked=9), _graded(1.0, 40, 40, 40, walked=9)])
+    assert choose_shock(stormy, walk_risk=0.05) == ShockChoice(0.5, 1.0, 40)
+
+
+def test_the_table_takes_each_hotels_intervals_and_headroom_from_their_own_shocks() -> None:
+    books = pd.concat([_books([0.4] * 10), _books([0.3, 0.6], hotel="Resort Hotel")])
+    capacity = {"City Hotel": (12, "configured"), "Resort Hotel": (3, "configured")}
+    grid = forecast_shock_grid(books, AS_OF, capacity, horizon_days=1)
+    choices = {"City Hotel": ShockChoice(0.0, 1.5, 40), "Resort Hotel": ShockChoice(0.5, 0.5, 40)}
+    marked = mark_choices(grid, choices)
+    assert marked.groupby("hotel")[list(CHOICE_FLAGS)].sum().to_numpy().tolist() == [[1, 1]] * 2
+    taken = taken_from_grid(marked).set_index("hotel")
+    for hotel, choice in choices.items():
+        at = grid[grid["hotel"] == hotel].set_index("shock_sd")
+        assert taken.loc[hotel, "occupied_80_high"] == at.loc[choice.intervals, "occupied_80_high"]
+        assert taken.loc[hotel, "headroom"] == at.loc[choice.headroom, "headroom"]
+    city = grid[grid["hotel"] == "City Hotel"].set_index("shock_sd")["headroom"]
+    assert city[1.5] < city[0.0]  # the wider shock advises less: the test can tell them apart
 
 
 def test_the_log_odds_shift_is_the_one_that_brought_the_bookings_outcomes() -> None:

@@ -16,11 +16,14 @@ from booking_platform.config import Settings
 from booking_platform.core import warehouse
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.net_demand import (
+    CHOICE_FLAGS,
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SHOCK_SD,
     SHOCK_GRID,
     choose_shock,
+    mark_choices,
     realised_occupancy,
+    taken_from_grid,
 )
 from booking_platform.core.source import read_bookings
 from booking_platform.core.tables import NET_DEMAND, NET_DEMAND_REALISED, NET_DEMAND_SHOCK_GRID
@@ -104,7 +107,7 @@ def test_a_later_export_fills_in_the_realised_rooms(demand_home: tuple) -> None:
     assert len(_slice(settings, NET_DEMAND.name, JULY)) == 2 * DEFAULT_HORIZON_DAYS
 
 
-def test_each_hotel_takes_the_shock_its_earlier_forecasts_realised_nights_chose(
+def test_each_hotel_takes_the_shocks_its_earlier_forecasts_realised_nights_chose(
     demand_home: tuple,
 ) -> None:
     settings, (may_metadata,) = demand_home
@@ -113,23 +116,26 @@ def test_each_hotel_takes_the_shock_its_earlier_forecasts_realised_nights_chose(
         assert len(grid) == 2 * DEFAULT_HORIZON_DAYS * len(SHOCK_GRID)
         assert sorted(grid["shock_sd"].unique()) == list(SHOCK_GRID)
     # May had no earlier forecast: the default, and the materialisation says so
-    assert (may.loc[may["in_net_demand"], "shock_sd"] == DEFAULT_SHOCK_SD).all()
+    for flag in CHOICE_FLAGS:
+        assert (may.loc[may[flag], "shock_sd"] == DEFAULT_SHOCK_SD).all()
     assert may_metadata["shared_shock"].value["City Hotel"]["how"].startswith("default")
     # July chose on May's nights that had passed by July 1 (61 per hotel and shock)
     realised = _slice(settings, NET_DEMAND_REALISED.name, MAY)
     graded = may.merge(realised, on=["hotel", "night"])
-    july_table = _slice(settings, NET_DEMAND.name, JULY).drop(columns="model_version")
-    for hotel in ("City Hotel", "Resort Hotel"):
-        shock, nights = choose_shock(graded[graded["hotel"] == hotel])
+    choices = {
+        hotel: choose_shock(graded[graded["hotel"] == hotel])
+        for hotel in ("City Hotel", "Resort Hotel")
+    }
+    for choice in choices.values():
         # the synthetic bookings' nights choose another shock than the default
-        assert nights == 61 and shock != DEFAULT_SHOCK_SD
-        taken = july[(july["hotel"] == hotel) & july["in_net_demand"]]
-        assert (taken["shock_sd"] == shock).all() and len(taken) == DEFAULT_HORIZON_DAYS
-        # the table holds exactly the chosen shock's rows of the grid
-        pd.testing.assert_frame_equal(
-            taken.drop(columns=["shock_sd", "in_net_demand"]).reset_index(drop=True),
-            july_table[july_table["hotel"] == hotel].reset_index(drop=True),
-        )
+        assert choice.nights == 61 and choice.intervals != DEFAULT_SHOCK_SD
+    expected = mark_choices(july.drop(columns=list(CHOICE_FLAGS)), choices)
+    pd.testing.assert_frame_equal(july, expected)
+    # the table holds the chosen shocks' rows of the grid
+    pd.testing.assert_frame_equal(
+        _slice(settings, NET_DEMAND.name, JULY).drop(columns="model_version"),
+        taken_from_grid(july),
+    )
 
 
 def test_a_failed_replacement_keeps_the_old_slice(demand_home: tuple, tmp_path: Path) -> None:
@@ -198,7 +204,10 @@ def test_demand_command_prints_the_nights(
     row = next(line for line in out.splitlines() if "Mon 2017-05-01" in line)
     cells = [cell.strip() for cell in row.strip().strip("│").split("│")]
     assert cells[-1] == str(first["realised_occupied"])
-    assert f"shared shock sd {DEFAULT_SHOCK_SD:g}" in " ".join(out.split())  # May's: the default
+    # May's forecast took the default
+    default = f"{DEFAULT_SHOCK_SD:g}"
+    caption = f"shared shock sd {default} for the intervals, {default} for the headroom"
+    assert caption in " ".join(out.split())
 
 
 @pytest.mark.parametrize(

@@ -16,11 +16,14 @@ from booking_platform.core.net_demand import (
     DEFAULT_WALK_RISK,
     MIN_CHOICE_NIGHTS,
     SHOCK_GRID,
+    ShockChoice,
     choose_shock,
     estimate_capacity,
     forecast_shock_grid,
+    mark_choices,
     on_the_books,
     realised_occupancy,
+    taken_from_grid,
 )
 from booking_platform.core.performance_estimation import estimate_by_arrival_month
 from booking_platform.core.plots import markdown_image
@@ -160,21 +163,21 @@ def net_demand(
         updated = _realised_for_stored_forecasts(connection, newest)
         graded = _graded_grids(connection, as_of)
     if config.shock_sd is None:
-        shocks = {hotel: choose_shock(graded[graded["hotel"] == hotel]) for hotel in capacity}
+        choices = {
+            hotel: choose_shock(graded[graded["hotel"] == hotel], config.walk_risk)
+            for hotel in capacity
+        }
     else:
-        shocks = {hotel: (config.shock_sd, 0) for hotel in capacity}
-    shock_sds = sorted(set(SHOCK_GRID) | {shock for shock, _ in shocks.values()})
-    grid = forecast_shock_grid(
-        books, as_of, capacity, config.horizon_days, config.walk_risk, shock_sds=shock_sds
+        choices = {hotel: ShockChoice(config.shock_sd, config.shock_sd, 0) for hotel in capacity}
+    shock_sds = sorted(set(SHOCK_GRID) | {choice.intervals for choice in choices.values()})
+    grid = mark_choices(
+        forecast_shock_grid(
+            books, as_of, capacity, config.horizon_days, config.walk_risk, shock_sds=shock_sds
+        ),
+        choices,
     )
-    grid["in_net_demand"] = grid["shock_sd"] == grid["hotel"].map(
-        {hotel: shock for hotel, (shock, _) in shocks.items()}
-    )
-    nights = (
-        grid[grid["in_net_demand"]]
-        .drop(columns=["shock_sd", "in_net_demand"])
-        .reset_index(drop=True)
-        .assign(model_version=",".join(sorted(scores["model_version"].astype(str).unique())))
+    nights = taken_from_grid(grid).assign(
+        model_version=",".join(sorted(scores["model_version"].astype(str).unique()))
     )
     with warehouse.connect() as connection:
         replace_slices(
@@ -208,15 +211,16 @@ def net_demand(
         "shared_shock": dg.MetadataValue.json(
             {
                 hotel: {
-                    "shock_sd": shock,
-                    "chosen_on_realised_nights": nights_used,
+                    "intervals_shock_sd": choice.intervals,
+                    "headroom_shock_sd": choice.headroom,
+                    "chosen_on_realised_nights": choice.nights,
                     "how": "configured"
                     if config.shock_sd is not None
-                    else "nearest nominal on earlier forecasts' realised nights"
-                    if nights_used >= MIN_CHOICE_NIGHTS
+                    else "chosen on earlier forecasts' realised nights (net_demand.choose_shock)"
+                    if choice.nights >= MIN_CHOICE_NIGHTS
                     else f"default: fewer than {MIN_CHOICE_NIGHTS} realised nights",
                 }
-                for hotel, (shock, nights_used) in shocks.items()
+                for hotel, choice in choices.items()
             }
         ),
     }
