@@ -471,6 +471,23 @@ def realised_occupancy(
     )
 
 
+def graded_grids(connection: Any, as_of: date) -> pd.DataFrame:
+    """The stored grids (table net_demand_shock_grid) of forecasts made before `as_of`, on their
+    nights that had passed by then, with the rooms those nights realised: what a forecast on
+    `as_of` may choose its shocks on (choose_shock). `connection`: DuckDB or PostgreSQL."""
+    if not (
+        warehouse.table_exists(connection, NET_DEMAND_SHOCK_GRID.name)
+        and warehouse.table_exists(connection, NET_DEMAND_REALISED.name)
+    ):
+        return pd.DataFrame(columns=["hotel", "shock_sd", "realised_occupied"])
+    return connection.execute(
+        f"SELECT grid.*, realised.realised_occupied FROM {NET_DEMAND_SHOCK_GRID.name} grid "
+        f"JOIN {NET_DEMAND_REALISED.name} realised USING (as_of, hotel, night) "
+        "WHERE grid.as_of < ? AND grid.night < ? ORDER BY grid.as_of, hotel, night, shock_sd",
+        [as_of, as_of],
+    ).df()
+
+
 def read_nights(
     connection: Any,  # a warehouse connection: DuckDB or PostgreSQL (core/warehouse.py)
     hotel: str,

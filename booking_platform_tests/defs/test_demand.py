@@ -21,6 +21,7 @@ from booking_platform.core.net_demand import (
     DEFAULT_SHOCK_SD,
     SHOCK_GRID,
     choose_shock,
+    graded_grids,
     mark_choices,
     realised_occupancy,
     taken_from_grid,
@@ -28,6 +29,7 @@ from booking_platform.core.net_demand import (
 from booking_platform.core.source import read_bookings
 from booking_platform.core.tables import NET_DEMAND, NET_DEMAND_REALISED, NET_DEMAND_SHOCK_GRID
 from booking_platform_tests.conftest import SYNTHETIC_ROWS, run_main_job
+from booking_platform_tests.postgres import fresh_database
 from booking_platform_tests.synthetic import make_bookings, write_csv
 
 MAY, JULY = date(2017, 5, 1), date(2017, 7, 1)
@@ -136,6 +138,21 @@ def test_each_hotel_takes_the_shocks_its_earlier_forecasts_realised_nights_chose
         _slice(settings, NET_DEMAND.name, JULY).drop(columns="model_version"),
         taken_from_grid(july),
     )
+
+
+def test_postgresql_grades_the_same_nights_as_duckdb(demand_home: tuple) -> None:
+    """The query the shocks are chosen on, on the cluster profile's warehouse."""
+    settings, _ = demand_home
+    with warehouse.connect(settings.warehouse_path, read_only=True) as duck:
+        expected = graded_grids(duck, JULY)
+        stored = [NET_DEMAND_SHOCK_GRID.name, NET_DEMAND_REALISED.name]
+        slices = {name: warehouse.read_slice(duck, name, MAY) for name in stored}
+    with fresh_database() as url, warehouse.connect(url) as postgres:
+        assert graded_grids(postgres, JULY).empty  # nothing stored yet
+        warehouse.replace_slices(postgres, MAY, slices)
+        graded = graded_grids(postgres, JULY)
+    assert len(expected) == 2 * 61 * len(SHOCK_GRID)
+    pd.testing.assert_frame_equal(graded, expected, check_dtype=False)
 
 
 def test_a_failed_replacement_keeps_the_old_slice(demand_home: tuple, tmp_path: Path) -> None:

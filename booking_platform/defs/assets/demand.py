@@ -20,6 +20,7 @@ from booking_platform.core.net_demand import (
     choose_shock,
     estimate_capacity,
     forecast_shock_grid,
+    graded_grids,
     mark_choices,
     on_the_books,
     realised_occupancy,
@@ -114,22 +115,6 @@ def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[
     return pending
 
 
-def _graded_grids(connection: Any, as_of: date) -> pd.DataFrame:
-    """The grids of forecasts made before `as_of` on their nights that had passed by then, with
-    the rooms those nights realised: what a forecast on `as_of` may choose its shock on."""
-    if not (
-        table_exists(connection, NET_DEMAND_SHOCK_GRID.name)
-        and table_exists(connection, NET_DEMAND_REALISED.name)
-    ):
-        return pd.DataFrame(columns=["hotel", "shock_sd", "realised_occupied"])
-    return connection.execute(
-        f"SELECT grid.*, realised.realised_occupied FROM {NET_DEMAND_SHOCK_GRID.name} grid "
-        f"JOIN {NET_DEMAND_REALISED.name} realised USING (as_of, hotel, night) "
-        "WHERE grid.as_of < ? AND grid.night < ?",
-        [as_of, as_of],
-    ).df()
-
-
 @dg.asset(
     **stage("predictions"),
     deps=[batch_predictions],
@@ -161,7 +146,7 @@ def net_demand(
     with warehouse.connect() as connection:
         (newest,) = connection.execute(f"SELECT max(as_of) FROM {CLEANED_BOOKINGS.name}").fetchone()
         updated = _realised_for_stored_forecasts(connection, newest)
-        graded = _graded_grids(connection, as_of)
+        graded = graded_grids(connection, as_of)
     if config.shock_sd is None:
         choices = {
             hotel: choose_shock(graded[graded["hotel"] == hotel], config.walk_risk)
