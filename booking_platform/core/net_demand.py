@@ -367,6 +367,22 @@ def walked(nights: pd.DataFrame, suffix: str = "") -> pd.Series:
     return nights["realised_occupied"] + nights[f"headroom{suffix}"] > nights["capacity"]
 
 
+def shock_record(graded: pd.DataFrame) -> pd.DataFrame:
+    """Per shock sd, how earlier forecasts did on their realised nights (`graded`, as
+    choose_shock reads it): the share of nights inside the 80 % and the 95 % intervals
+    (`covered_80`, `covered_95`) and the share its headroom walked a guest on (`walked`)."""
+    realised = graded["realised_occupied"]
+    record = pd.DataFrame(
+        {
+            f"covered_{level}": realised.between(
+                graded[f"occupied_{level}_low"], graded[f"occupied_{level}_high"]
+            )
+            for level in ("80", "95")
+        }
+    ).assign(walked=walked(graded))
+    return record.groupby(graded["shock_sd"]).mean()
+
+
 def choose_shock(
     graded: pd.DataFrame,
     walk_risk: float = DEFAULT_WALK_RISK,
@@ -385,21 +401,11 @@ def choose_shock(
     nights = int(graded.groupby("shock_sd").size().min()) if len(graded) else 0
     if nights < MIN_CHOICE_NIGHTS:
         return ShockChoice(default, default, nights)
-    realised = graded["realised_occupied"]
-    inside = pd.DataFrame(
-        {
-            level: realised.between(
-                graded[f"occupied_{level}_low"], graded[f"occupied_{level}_high"]
-            )
-            for level in ("80", "95")
-        }
-    )
-    coverage = inside.groupby(graded["shock_sd"]).mean()
-    gap = (coverage["80"] - 0.80).abs() + (coverage["95"] - 0.95).abs()
+    record = shock_record(graded)
+    gap = (record["covered_80"] - 0.80).abs() + (record["covered_95"] - 0.95).abs()
     intervals = float(gap[::-1].idxmin())
-    walks = walked(graded).groupby(graded["shock_sd"]).mean()
-    within = walks[walks <= walk_risk]
-    safe = float(within.index.min()) if len(within) else float(walks.index.max())
+    within = record.index[record["walked"] <= walk_risk]
+    safe = float(within.min()) if len(within) else float(record.index.max())
     return ShockChoice(intervals, max(intervals, safe), nights)
 
 

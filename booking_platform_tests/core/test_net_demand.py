@@ -29,6 +29,7 @@ from booking_platform.core.net_demand import (
     past_shifts,
     pmf_quantile,
     realised_occupancy,
+    shock_record,
     taken_from_grid,
 )
 from booking_platform_tests.synthetic import make_bookings
@@ -239,6 +240,9 @@ def test_the_headroom_keeps_the_walk_risk_on_the_record_and_is_no_bolder_than_th
             _graded(1.5, 40, 40, 40),
         ]
     )
+    record = shock_record(graded)
+    assert record.loc[0.5].tolist() == pytest.approx([0.8, 0.95, 0.1])
+    assert record.loc[1.0].tolist() == pytest.approx([1.0, 1.0, 0.05])
     assert choose_shock(graded, walk_risk=0.05) == ShockChoice(0.5, 1.0, 40)
     assert choose_shock(graded, walk_risk=0.01) == ShockChoice(0.5, 1.5, 40)
     assert choose_shock(graded, walk_risk=0.10) == ShockChoice(0.5, 0.5, 40)

@@ -24,6 +24,7 @@ from booking_platform.core.net_demand import (
     graded_grids,
     mark_choices,
     realised_occupancy,
+    shock_record,
     taken_from_grid,
 )
 from booking_platform.core.source import read_bookings
@@ -38,17 +39,19 @@ MAY, JULY = date(2017, 5, 1), date(2017, 7, 1)
 @pytest.fixture(scope="module")
 def demand_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list]:
     """The main job as of 2017-05-01, then as of 2017-07-01 (whose export grades May's nights);
-    returns the settings and the May run's net_demand materialisation metadata."""
+    returns the settings and the net_demand materialisation metadata of May's run and July's."""
     root = tmp_path_factory.mktemp("demand")
     source = write_csv(make_bookings(SYNTHETIC_ROWS), root / "bookings.csv")
     settings = Settings(home=root / "home", source=str(source), as_of=MAY)
+    runs = []
     with dg.instance_for_test() as instance:
-        may = run_main_job(settings, instance)
-        assert may.success
-        assert run_main_job(replace(settings, as_of=JULY), instance).success
+        for as_of in (MAY, JULY):
+            runs.append(run_main_job(replace(settings, as_of=as_of), instance))
+            assert runs[-1].success
     metadata = [
         e.step_materialization_data.materialization.metadata
-        for e in may.get_asset_materialization_events()
+        for run in runs
+        for e in run.get_asset_materialization_events()
         if e.step_materialization_data.materialization.asset_key == dg.AssetKey("net_demand")
     ]
     return settings, metadata
@@ -112,7 +115,7 @@ def test_a_later_export_fills_in_the_realised_rooms(demand_home: tuple) -> None:
 def test_each_hotel_takes_the_shocks_its_earlier_forecasts_realised_nights_chose(
     demand_home: tuple,
 ) -> None:
-    settings, (may_metadata,) = demand_home
+    settings, (may_metadata, july_metadata) = demand_home
     may, july = (_slice(settings, NET_DEMAND_SHOCK_GRID.name, d) for d in (MAY, JULY))
     for grid in (may, july):
         assert len(grid) == 2 * DEFAULT_HORIZON_DAYS * len(SHOCK_GRID)
@@ -128,9 +131,19 @@ def test_each_hotel_takes_the_shocks_its_earlier_forecasts_realised_nights_chose
         hotel: choose_shock(graded[graded["hotel"] == hotel])
         for hotel in ("City Hotel", "Resort Hotel")
     }
-    for choice in choices.values():
+    for hotel, choice in choices.items():
         # the synthetic bookings' nights choose another shock than the default
         assert choice.nights == 61 and choice.intervals != DEFAULT_SHOCK_SD
+        # the materialisation says how the chosen shocks did on those nights
+        note = july_metadata["shared_shock"].value[hotel]
+        record = shock_record(graded[graded["hotel"] == hotel])
+        assert note["intervals_shock_sd"] == choice.intervals
+        assert note["headroom_shock_sd"] == choice.headroom
+        assert note["on_those_nights"] == {
+            "inside_80_interval": pytest.approx(record.loc[choice.intervals, "covered_80"]),
+            "inside_95_interval": pytest.approx(record.loc[choice.intervals, "covered_95"]),
+            "headroom_walked_a_guest": pytest.approx(record.loc[choice.headroom, "walked"]),
+        }
     expected = mark_choices(july.drop(columns=list(CHOICE_FLAGS)), choices)
     pd.testing.assert_frame_equal(july, expected)
     # the table holds the chosen shocks' rows of the grid
@@ -179,7 +192,7 @@ def test_a_failed_replacement_keeps_the_old_slice(demand_home: tuple, tmp_path: 
 
 
 def test_the_materialisation_shows_a_plot_per_hotel(demand_home: tuple) -> None:
-    _, (metadata,) = demand_home
+    _, (metadata, _) = demand_home
     for hotel in ("City Hotel", "Resort Hotel"):
         plot = metadata[f"plot_{hotel}"].value
         assert "data:image/png;base64," in plot and "rooms_booked" in plot

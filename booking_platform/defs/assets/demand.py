@@ -24,6 +24,7 @@ from booking_platform.core.net_demand import (
     mark_choices,
     on_the_books,
     realised_occupancy,
+    shock_record,
     taken_from_grid,
 )
 from booking_platform.core.performance_estimation import estimate_by_arrival_month
@@ -115,6 +116,32 @@ def _realised_for_stored_forecasts(connection: Any, newest_as_of: date) -> list[
     return pending
 
 
+def _shock_note(
+    choice: ShockChoice, graded: pd.DataFrame, hotel: str, config: NetDemandConfig
+) -> dict[str, object]:
+    """What the materialisation says of one hotel's shocks: which, why, and how the chosen ones
+    did on the earlier forecasts' realised nights."""
+    note: dict[str, object] = {
+        "intervals_shock_sd": choice.intervals,
+        "headroom_shock_sd": choice.headroom,
+        "chosen_on_realised_nights": choice.nights,
+        "how": "configured"
+        if config.shock_sd is not None
+        else "chosen on earlier forecasts' realised nights (net_demand.choose_shock)"
+        if choice.nights >= MIN_CHOICE_NIGHTS
+        else f"default: fewer than {MIN_CHOICE_NIGHTS} realised nights",
+    }
+    rows = graded[graded["hotel"] == hotel]
+    if len(rows):
+        record = shock_record(rows)
+        note["on_those_nights"] = {
+            "inside_80_interval": record["covered_80"].get(choice.intervals),
+            "inside_95_interval": record["covered_95"].get(choice.intervals),
+            "headroom_walked_a_guest": record["walked"].get(choice.headroom),
+        }
+    return note
+
+
 @dg.asset(
     **stage("predictions"),
     deps=[batch_predictions],
@@ -194,19 +221,7 @@ def net_demand(
         ),
         "realised_filled_in_for": dg.MetadataValue.json([str(d) for d in updated]),
         "shared_shock": dg.MetadataValue.json(
-            {
-                hotel: {
-                    "intervals_shock_sd": choice.intervals,
-                    "headroom_shock_sd": choice.headroom,
-                    "chosen_on_realised_nights": choice.nights,
-                    "how": "configured"
-                    if config.shock_sd is not None
-                    else "chosen on earlier forecasts' realised nights (net_demand.choose_shock)"
-                    if choice.nights >= MIN_CHOICE_NIGHTS
-                    else f"default: fewer than {MIN_CHOICE_NIGHTS} realised nights",
-                }
-                for hotel, choice in choices.items()
-            }
+            {hotel: _shock_note(choice, graded, hotel, config) for hotel, choice in choices.items()}
         ),
     }
     for hotel, rows in shown.groupby("hotel"):
