@@ -61,9 +61,9 @@ class NetDemandConfig(dg.Config):
     shock_sd: float | None = Field(
         default=None,
         ge=0,
-        description="sd of the log-odds shock all bookings of a night share; unset: per hotel, "
-        "the grid value whose intervals came nearest nominal on the realised nights of earlier "
-        "forecasts (docs/design.md)",
+        description="sd of the log-odds shock all bookings of a night share, for the intervals "
+        "and the headroom alike; unset: per hotel, chosen for each on the realised nights of "
+        "earlier forecasts (net_demand.choose_shock, docs/design.md)",
     )
 
 
@@ -159,7 +159,9 @@ def net_demand(
     date (bookings made later are out of scope): rooms booked, expected cancellations (the sum
     of the champion's probabilities), expected rooms occupied with 80 % and 95 % intervals
     (identical rows cancel together: one unit), and the rooms that can still be sold under the
-    walk risk. Later exports fill in the realised rooms (table net_demand_realised)."""
+    walk risk. The shared shock of the intervals and of the headroom is chosen per hotel on the
+    earlier forecasts' realised nights (every shock's forecast: table net_demand_shock_grid).
+    Later exports fill in the realised rooms (table net_demand_realised)."""
     as_of = booking_features.as_of
     with warehouse.connect() as connection:
         scores = read_slice(connection, PREDICTIONS.name, as_of)
