@@ -321,10 +321,6 @@ def _coverage(rows: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
     return coverage
 
 
-def _coverage_gap(nights: pd.DataFrame, suffix: str) -> float:
-    return abs(_covers(nights, 80, suffix) - 0.80) + abs(_covers(nights, 95, suffix) - 0.95)
-
-
 def _grid_rows(nights: pd.DataFrame) -> pd.DataFrame:
     """A replay's nights at every SHOCK_GRID value of the table's grouping and method: one row
     per night and shock sd, as net_demand.forecast_shock_grid lays them out."""

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.polynomial.hermite_e import hermegauss
+from scipy.linalg import block_diag
 from scipy.optimize import brentq
 from scipy.special import expit
 from scipy.stats import norm
@@ -134,14 +135,12 @@ def occupied_pmfs(
     mixture components go through one convolution pass."""
     show_probability = np.asarray(show_probability, dtype=float)
     nodes, weights = hermegauss(SHOCK_NODES)
-    shows, mixing = [], np.zeros((len(shock_sds), 0))
-    for row, sd in enumerate(shock_sds):
-        components = [0.0] if sd == 0 else sd * nodes
-        shows += [_shifted(show_probability, shift) for shift in components]
-        share = np.zeros((len(shock_sds), len(components)))
-        share[row] = [1.0] if sd == 0 else weights / weights.sum()
-        mixing = np.hstack([mixing, share])
-    stacked = np.stack(shows)
+    # each sd's mixture: (log-odds shifts, their weights); sd 0 is the model's own pmf
+    mixtures = [
+        ([0.0], [1.0]) if sd == 0 else (sd * nodes, weights / weights.sum()) for sd in shock_sds
+    ]
+    stacked = np.stack([_shifted(show_probability, s) for shifts, _ in mixtures for s in shifts])
+    mixing = block_diag(*(np.atleast_2d(share) for _, share in mixtures))
     pmf = np.zeros((len(stacked), int(rooms.sum()) + 1))
     pmf[:, 0] = 1.0
     filled = 0
