@@ -218,6 +218,11 @@ def _print(summary: dict, months: list, walk_risk: float) -> None:
         f"(max {cbpe['month_ahead_max_error_roc_auc']:.4f}; target <= {CBPE_MAE_TARGET}: "
         f"{target}); every month of the horizon: {cbpe['every_horizon_month_mae_roc_auc']:.4f}"
     )
+    console.print(
+        f"Realised ROC AUC inside the 95 % band: {cbpe['month_ahead_inside_band']} of "
+        f"{len(cbpe['months'])} months; calibration error, estimated against realised: MAE "
+        f"{cbpe['month_ahead_mae_calibration_error']:.4f}"
+    )
 
 
 if __name__ == "__main__":

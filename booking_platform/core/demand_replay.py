@@ -37,6 +37,7 @@ from booking_platform.core.net_demand import (
     DEFAULT_SHOCK_SD,
     DEFAULT_WALK_RISK,
     SHOCK_GRID,
+    cancellation_units,
     choose_shock,
     estimate_capacity,
     forecast_net_demand,
@@ -102,7 +103,8 @@ class MonthForecast:
     as_of: date
     nights: pd.DataFrame  # hotel, night, forecasts, baselines, realised
     estimates: pd.DataFrame  # arrival month: estimated and realised ROC AUC / calibration
-    scored: pd.DataFrame  # the open bookings' probabilities and final outcomes (past_shifts)
+    # the open bookings' probabilities, cancellation units and final outcomes (past_shifts)
+    scored: pd.DataFrame
 
 
 def _band(days: pd.Series) -> np.ndarray:
@@ -175,12 +177,11 @@ def _expected_occupied(books: pd.DataFrame, probability: np.ndarray) -> pd.Serie
     return nights.groupby(["hotel", "night"])["show"].sum()
 
 
-def _realised_estimates(open_scored: pd.DataFrame, final: pd.DataFrame) -> pd.DataFrame:
-    """Per arrival month of the scored open bookings: the CBPE estimate and, where every
-    outcome is known, the realised ROC AUC and calibration error on the same bookings."""
-    estimates = estimate_by_arrival_month(open_scored)
-    labelled = open_scored.merge(final[["booking_id", "is_canceled"]], on="booking_id")
-    end = final["arrival_date"].max()
+def _realised_estimates(labelled: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
+    """Per arrival month of the scored open bookings (`labelled` with their final outcomes): the
+    CBPE estimate and, where every outcome is known (arrivals up to `end`), the realised ROC AUC
+    and calibration error on the same bookings."""
+    estimates = estimate_by_arrival_month(labelled, labelled["unit"].to_numpy())
     realised = []
     for month, group in labelled.groupby(labelled["arrival_date"].dt.strftime("%Y-%m")):
         complete = pd.Timestamp(f"{month}-01") + pd.offsets.MonthEnd(0) <= end
@@ -254,14 +255,14 @@ def replay_month(
     nights["lead_band_baseline"] = lead_band.reindex(keys).fillna(0).to_numpy()
     nights["last_year_baseline"] = last_year_forecast(final, nights, as_of)
     nights["as_of"] = pd.Timestamp(as_of)
-    open_scored = open_rows[["booking_id", "arrival_date"]].merge(scores, on="booking_id")
-    estimates = _realised_estimates(open_scored, final).assign(as_of=str(as_of))
     scored = (
         open_rows[["booking_id", "hotel", "arrival_date"]]
+        .assign(unit=cancellation_units(open_rows))
         .merge(scores[["booking_id", "cancel_probability"]], on="booking_id")
         .merge(final[["booking_id", "is_canceled"]], on="booking_id")
         .assign(as_of=pd.Timestamp(as_of))
     )
+    estimates = _realised_estimates(scored, final["arrival_date"].max()).assign(as_of=str(as_of))
     return MonthForecast(as_of, nights, estimates, scored)
 
 
@@ -436,6 +437,13 @@ def summarise(nights: pd.DataFrame, estimates: pd.DataFrame) -> dict[str, object
         "cbpe": {
             "month_ahead_mae_roc_auc": float(error.mean()),
             "month_ahead_max_error_roc_auc": float(error.max()),
+            "month_ahead_inside_band": int(
+                month_ahead["realised_roc_auc"]
+                .between(
+                    month_ahead["estimated_roc_auc_low"], month_ahead["estimated_roc_auc_high"]
+                )
+                .sum()
+            ),
             "every_horizon_month_mae_roc_auc": float(
                 (every["estimated_roc_auc"] - every["realised_roc_auc"]).abs().mean()
             ),

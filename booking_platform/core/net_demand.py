@@ -258,15 +258,20 @@ def _normal_night(
     return answers
 
 
+def cancellation_units(bookings: pd.DataFrame, grouping: str = DEFAULT_GROUPING) -> np.ndarray:
+    """The unit each booking cancels or stays with, as an integer per row: bookings alike in
+    GROUPINGS[grouping]'s columns share one (by default identical rows, see the docstring)."""
+    if grouping not in GROUPINGS:
+        raise ValueError(f"unknown grouping {grouping!r}: one of {sorted(GROUPINGS)}")
+    columns = list(GROUPINGS[grouping])
+    return bookings.groupby(columns, dropna=False, sort=False).ngroup().to_numpy()
+
+
 def occupancy_units(books: pd.DataFrame, grouping: str = DEFAULT_GROUPING) -> pd.DataFrame:
     """One row per hotel, night and unit: `rooms` and the unit's `show_probability`.
 
     `books` has the on-the-books columns and `cancel_probability` (0 for guests in house)."""
-    if grouping not in GROUPINGS:
-        raise ValueError(f"unknown grouping {grouping!r}: one of {sorted(GROUPINGS)}")
-    keyed = books.assign(
-        unit=books.groupby(list(GROUPINGS[grouping]), dropna=False, sort=False).ngroup()
-    )
+    keyed = books.assign(unit=cancellation_units(books, grouping))
     nights = night_rows(
         keyed[["hotel", "arrival_date", *STAY_COLUMNS, "unit", "cancel_probability"]]
     )

@@ -9,10 +9,12 @@ estimated ROC curve joins the expected (FPR, TPR) points; its area is the estima
 
 nannyml itself is not a dependency: it pins an older pandas/numpy stack than the platform's.
 Beside the point estimate this module draws the labels the calibration assumption implies
-(Bernoulli(p) per booking), which gives the sampling band of the ROC AUC and the calibration
-error a calibrated model would still show on that many bookings (finite samples are never
-perfectly calibrated). Miscalibration is what the method cannot see: the replay (docs/
-measurements.md, "Issue 16") measures how far the estimates land from the realised figures.
+(Bernoulli(p) per unit of bookings that cancel together: identical rows, as net demand counts
+them, core/net_demand.py), which gives the sampling band of the ROC AUC and the calibration
+error a calibrated model would still show on those bookings (finite samples are never perfectly
+calibrated, and a group of forty rooms is one draw, not forty). Miscalibration is what the
+method cannot see: the replay (docs/measurements.md, "Issue 16") measures how far the estimates
+land from the realised figures.
 """
 
 from __future__ import annotations
@@ -52,13 +54,20 @@ def estimated_roc_auc(proba: np.ndarray) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
-def simulated_labels(proba: np.ndarray, draws: int, seed: int = SEED) -> np.ndarray:
-    """Label draws (draws x bookings) as a calibrated model says they fall."""
+def simulated_labels(
+    proba: np.ndarray, draws: int, seed: int = SEED, units: np.ndarray | None = None
+) -> np.ndarray:
+    """Label draws (draws x bookings) as a calibrated model says they fall. `units`
+    (net_demand.cancellation_units): bookings of one unit share their draw; None: each its own.
+    """
     rng = np.random.default_rng(seed)
-    return (rng.random((draws, len(proba))) < proba).astype(np.int8)
+    if units is None:
+        return (rng.random((draws, len(proba))) < proba).astype(np.int8)
+    codes, distinct = pd.factorize(units)
+    return (rng.random((draws, len(distinct)))[:, codes] < proba).astype(np.int8)
 
 
-def _roc_auc_per_draw(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def roc_auc_per_draw(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """ROC AUC of each draw of labels (Mann-Whitney on the fixed scores' mid-ranks)."""
     ranks = rankdata(proba)
     positives = labels.sum(axis=1).astype(float)
@@ -68,7 +77,7 @@ def _roc_auc_per_draw(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.where((positives > 0) & (negatives > 0), auc, np.nan)
 
 
-def _calibration_error_per_draw(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def calibration_error_per_draw(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Expected calibration error of each draw, with core/training.py's bins."""
     edges = np.linspace(0.0, 1.0, BINS + 1)
     which = np.clip(np.digitize(proba, edges[1:-1]), 0, BINS - 1)
@@ -81,12 +90,16 @@ def _calibration_error_per_draw(proba: np.ndarray, labels: np.ndarray) -> np.nda
 
 
 def estimate_performance(
-    proba: np.ndarray, draws: int = SIMULATED_DRAWS, seed: int = SEED
+    proba: np.ndarray,
+    draws: int = SIMULATED_DRAWS,
+    seed: int = SEED,
+    units: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Estimates for one set of scored bookings (COLUMNS but the month)."""
+    """Estimates for one set of scored bookings (COLUMNS but the month); `units` as
+    simulated_labels takes them."""
     proba = np.asarray(proba, dtype=float)
-    labels = simulated_labels(proba, draws, seed)
-    auc = _roc_auc_per_draw(proba, labels)
+    labels = simulated_labels(proba, draws, seed, units)
+    auc = roc_auc_per_draw(proba, labels)
     defined = auc[~np.isnan(auc)]
     return {
         "bookings": len(proba),
@@ -97,16 +110,23 @@ def estimate_performance(
         "estimated_roc_auc_high": float(np.quantile(defined, 0.975)) if len(defined) else np.nan,
         # E[(y - p)^2] with y ~ Bernoulli(p)
         "estimated_brier": float(np.mean(proba * (1 - proba))),
-        "estimated_calibration_error": float(_calibration_error_per_draw(proba, labels).mean()),
+        "estimated_calibration_error": float(calibration_error_per_draw(proba, labels).mean()),
     }
 
 
 def estimate_by_arrival_month(
-    scored: pd.DataFrame, draws: int = SIMULATED_DRAWS, seed: int = SEED
+    scored: pd.DataFrame,
+    units: np.ndarray | None = None,
+    draws: int = SIMULATED_DRAWS,
+    seed: int = SEED,
 ) -> pd.DataFrame:
-    """One row per arrival month of scored open bookings (`arrival_date`, `cancel_probability`)."""
-    rows = [
-        {"arrival_month": month, **estimate_performance(group["cancel_probability"], draws, seed)}
-        for month, group in scored.groupby(scored["arrival_date"].dt.strftime("%Y-%m"))
-    ]
+    """One row per arrival month of scored open bookings (`arrival_date`, `cancel_probability`);
+    `units`: one per row of `scored`, as simulated_labels takes them."""
+    months = scored["arrival_date"].dt.strftime("%Y-%m").to_numpy()
+    rows = []
+    for month in np.unique(months):
+        rows_of_month = months == month
+        proba = scored["cancel_probability"].to_numpy()[rows_of_month]
+        in_month = None if units is None else np.asarray(units)[rows_of_month]
+        rows.append({"arrival_month": month, **estimate_performance(proba, draws, seed, in_month)})
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -124,6 +124,8 @@ def test_coverage_and_walks_are_counted_on_graded_nights() -> None:
     assert cover == {"80": pytest.approx(1 / 3), "95": pytest.approx(2 / 3)}
     assert city["walked_share"] == pytest.approx(1 / 3)  # 9 + 2 > 10
     assert summary["cbpe"]["month_ahead_mae_roc_auc"] == pytest.approx(0.05)
+    assert summary["cbpe"]["month_ahead_inside_band"] == 1  # 0.80 in 0.8..0.9
+    assert summary["cbpe"]["month_ahead_mae_calibration_error"] == pytest.approx(0.02)
 
 
 def test_the_rolling_shock_is_chosen_on_nights_realised_before_each_forecast() -> None:

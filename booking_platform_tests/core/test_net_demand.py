@@ -15,6 +15,7 @@ from booking_platform.core.net_demand import (
     MIN_SHIFT_BOOKINGS,
     SHIFT_LIMIT,
     ShockChoice,
+    cancellation_units,
     choose_shock,
     estimate_capacity,
     forecast_net_demand,
@@ -70,6 +71,13 @@ def test_a_group_that_cancels_together_is_all_or_nothing() -> None:
     # beside an independent booking showing with 0.5
     pmf = occupied_pmf(np.array([4, 1]), np.array([0.7, 0.5]))
     np.testing.assert_allclose(pmf, [0.15, 0.15, 0, 0, 0.35, 0.35])
+
+
+def test_identical_rows_are_one_unit_and_different_rows_one_each() -> None:
+    group = _books([0.4] * 10, identical=True).assign(booking_id=range(100, 110))
+    units = cancellation_units(pd.concat([group, _books([0.4] * 5)]))
+    assert len(set(units[:10])) == 1 and len(set(units)) == 6
+    assert len(set(cancellation_units(group, "independent"))) == 10
 
 
 def test_identical_rows_widen_the_interval_the_independent_reading_gives() -> None:

@@ -10,6 +10,7 @@ from booking_platform.core.performance_estimation import (
     estimate_by_arrival_month,
     estimate_performance,
     estimated_roc_auc,
+    simulated_labels,
 )
 
 
@@ -70,3 +71,45 @@ def test_estimates_per_arrival_month() -> None:
     may = scored["cancel_probability"][:300]
     assert table["expected_cancellations"].iloc[0] == pytest.approx(may.sum())
     assert table["estimated_roc_auc"].iloc[0] == pytest.approx(estimated_roc_auc(may.to_numpy()))
+
+
+def test_bookings_of_one_unit_share_their_draw() -> None:
+    proba = np.full(6, 0.4)
+    labels = simulated_labels(proba, draws=500, units=np.array([7, 7, 7, 3, 3, 9]))
+    assert (labels[:, 0] == labels[:, 1]).all() and (labels[:, 1] == labels[:, 2]).all()
+    assert (labels[:, 3] == labels[:, 4]).all()
+    assert (labels[:, 0] != labels[:, 3]).any() and (labels[:, 3] != labels[:, 5]).any()
+    assert labels.mean() == pytest.approx(0.4, abs=0.05)
+
+
+def test_a_group_that_cancels_together_is_one_draw_for_the_calibration_error() -> None:
+    # 1,000 rooms at p = 0.3 as one group: every draw cancels all or none, so a calibrated
+    # model's calibration error is |0.3 - 1| with probability 0.3 and |0.3 - 0| otherwise,
+    # 2 * 0.3 * 0.7 = 0.42 in expectation; as independent bookings it is the binomial's
+    # mean absolute deviation, about 0.8 * sqrt(0.21 / 1000) = 0.012
+    proba = np.full(1000, 0.3)
+    grouped = estimate_performance(proba, draws=2000, units=np.zeros(1000, dtype=int))
+    independent = estimate_performance(proba, draws=2000)
+    assert grouped["estimated_calibration_error"] == pytest.approx(0.42, abs=0.02)
+    assert independent["estimated_calibration_error"] == pytest.approx(0.0116, abs=0.002)
+
+
+def test_each_month_draws_its_own_bookings_units() -> None:
+    rng = np.random.default_rng(3)
+    proba = np.repeat(rng.uniform(0.05, 0.95, 20), 25)  # 20 groups of 25 identical rows
+    scored = pd.DataFrame(
+        {
+            "arrival_date": pd.to_datetime(["2017-05-03"] * 500 + ["2017-06-10"] * 500),
+            "cancel_probability": np.concatenate([proba, proba]),
+        }
+    )
+    units = np.concatenate([np.repeat(np.arange(20), 25), np.arange(20, 520)])
+    table = estimate_by_arrival_month(scored, units, draws=400).set_index("arrival_month")
+    alone = estimate_performance(proba, draws=400, units=units[:500])
+    assert table.loc["2017-05", "estimated_calibration_error"] == pytest.approx(
+        alone["estimated_calibration_error"]
+    )
+    # the same scores, June's 500 bookings on their own: a far narrower band
+    width = table["estimated_roc_auc_high"] - table["estimated_roc_auc_low"]
+    assert width["2017-05"] > 2 * width["2017-06"]
+    assert table.loc["2017-05", "estimated_roc_auc"] == table.loc["2017-06", "estimated_roc_auc"]

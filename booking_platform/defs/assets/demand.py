@@ -17,6 +17,7 @@ from booking_platform.core.net_demand import (
     MIN_CHOICE_NIGHTS,
     SHOCK_GRID,
     ShockChoice,
+    cancellation_units,
     choose_shock,
     estimate_capacity,
     forecast_shock_grid,
@@ -269,7 +270,7 @@ def estimated_performance(
     with warehouse.connect() as connection:
         scores = read_slice(connection, PREDICTIONS.name, as_of)
     scored = _scored_open_bookings(booking_features, scores)
-    table = estimate_by_arrival_month(scored[["arrival_date", "cancel_probability"]])
+    table = estimate_by_arrival_month(scored, cancellation_units(scored))
     with warehouse.connect() as connection:
         replace_slices(connection, as_of, {ESTIMATED_PERFORMANCE.name: table})
         stored = table_metadata(connection, ESTIMATED_PERFORMANCE, as_of)
@@ -280,7 +281,8 @@ def estimated_performance(
         **stored,
         "as_of": str(as_of),
         "method": "CBPE (NannyML's confidence-based performance estimation): assumes the "
-        "champion's probabilities are calibrated",
+        "champion's probabilities are calibrated; the band and the calibration error draw "
+        "identical rows as one unit, since they cancel together",
         "months": dg.MetadataValue.md(table.to_markdown(index=False, floatfmt=".3f")),
     }
     if month_ahead is not None:
