@@ -9,7 +9,7 @@ each window: on its holdout and on the bookings open at the as-of date (asked as
 ROC AUC, calibration error and mean probability minus realised rate.
 
     .venv/bin/python benchmarks/hazard_feature.py --as-of 2016-09-01 2017-01-01 2017-05-01 \
-        --windows 28 91
+        --windows 28 91 [--by hotel market_segment]
 """
 
 from __future__ import annotations
@@ -29,21 +29,27 @@ from booking_platform.core.metrics import calibration_error
 from booking_platform.core.training import SEED, train_and_validate
 
 
-class HazardTable:
-    """Every booking's hotel, booking, arrival and cancellation day (NaT if it stayed)."""
+def _keyed(bookings: pd.DataFrame, by: tuple[str, ...]) -> np.ndarray:
+    return bookings[list(by)].astype(str).agg(" | ".join, axis=1).to_numpy()
 
-    def __init__(self, cleaned: pd.DataFrame) -> None:
-        self.hotel = cleaned["hotel"].to_numpy()
+
+class HazardTable:
+    """Every booking's key (its hotel, or its hotel and the other `by` columns), booking, arrival
+    and cancellation day (NaT if it stayed)."""
+
+    def __init__(self, cleaned: pd.DataFrame, by: tuple[str, ...] = ("hotel",)) -> None:
+        self.by = by
+        self.key = _keyed(cleaned, by)
         self.arrival = cleaned["arrival_date"].to_numpy("datetime64[D]")
         self.booked = self.arrival - cleaned["lead_time"].to_numpy().astype("timedelta64[D]")
         cancelled = cleaned["is_canceled"].eq(1).to_numpy()
         status = cleaned["reservation_status_date"].to_numpy("datetime64[D]")
         self.cancelled_on = np.where(cancelled, status, np.datetime64("NaT"))
 
-    def hazard(self, hotel: str, day: np.datetime64, window: int) -> float:
+    def hazard(self, key: str, day: np.datetime64, window: int) -> float:
         start = day - np.timedelta64(window, "D")
         at_risk = (
-            (self.hotel == hotel)
+            (self.key == key)
             & (self.booked < start)
             & (self.arrival >= day)
             & ~(self.cancelled_on < start)
@@ -58,7 +64,7 @@ class HazardTable:
             if SCORED_ON in bookings
             else bookings["arrival_date"] - pd.to_timedelta(bookings["lead_time"], unit="D")
         ).to_numpy("datetime64[D]")
-        keys = list(zip(bookings["hotel"].to_numpy(), asked, strict=True))
+        keys = list(zip(_keyed(bookings, self.by), asked, strict=True))
         known = {key: self.hazard(key[0], key[1], window) for key in set(keys)}
         return np.array([known[key] for key in keys])
 
@@ -87,9 +93,12 @@ def main() -> None:
     parser = source_parser(__doc__.splitlines()[0])
     parser.add_argument("--as-of", nargs="+", type=date.fromisoformat, default=[DEFAULT_AS_OF])
     parser.add_argument("--windows", nargs="+", type=int, default=[28, 91])
+    parser.add_argument(
+        "--by", nargs="+", default=["hotel"], help="the hazard's key: hotel [market_segment ...]"
+    )
     args = parser.parse_args()
     cleaned = load_cleaned(args.source)
-    table = HazardTable(cleaned)
+    table = HazardTable(cleaned, tuple(args.by))
     report = Table(title="Candidate without and with the hazard feature (uncalibrated, seed 42)")
     for column in (
         "as of",
@@ -119,7 +128,7 @@ def main() -> None:
                     f"{table.hazard(h, day, builder.window):.3f}"
                     for h in ("City Hotel", "Resort Hotel")
                 )
-                if isinstance(builder, WithHazard)
+                if isinstance(builder, WithHazard) and table.by == ("hotel",)
                 else ""
             )
             report.add_row(
