@@ -3,11 +3,13 @@
 For each as-of date: the candidate trained as `candidate_model` trains it (uncalibrated, seed 42);
 on its own holdout (the latest months of history), the mean probability against the realised
 rate per question (at booking, on a 1st of a month); on the bookings open at the as-of date
-(asked on it, as scoring asks), the same per horizon (whole months to arrival), with the
-calibration error. A level that moves from date to date, in either direction, is a shift no
-calibrator fitted on history can undo (docs/measurements.md, issue 17).
+(asked on it, as scoring asks), the same per horizon (whole months to arrival) or per value of
+a column (`--by market_segment`), with the calibration error. A level that moves from date to
+date, in either direction, is a shift no calibrator fitted on history can undo
+(docs/measurements.md, issue 17).
 
-    .venv/bin/python benchmarks/open_bookings_level.py --as-of 2016-09-01 2017-01-01 2017-05-01
+    .venv/bin/python benchmarks/open_bookings_level.py --as-of 2016-09-01 2017-01-01 2017-05-01 \
+        [--by market_segment]
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def _level(frame: pd.DataFrame, by: str) -> pd.DataFrame:
 def main() -> None:
     parser = source_parser(__doc__.splitlines()[0])
     parser.add_argument("--as-of", nargs="+", type=date.fromisoformat, default=[DEFAULT_AS_OF])
+    parser.add_argument("--by", help="split the open bookings by this column, not by horizon")
     args = parser.parse_args()
     cleaned = load_cleaned(args.source)
     console = Console(width=120)
@@ -62,7 +65,9 @@ def main() -> None:
         months_ahead = (open_rows["arrival_date"] - pd.Timestamp(as_of)).dt.days // 30
         parts["open"] = pd.DataFrame(
             {
-                "part": [
+                "part": open_rows[args.by].astype(str).to_numpy()
+                if args.by
+                else [
                     f"{m}+ months" if m >= HORIZON_MONTHS else f"{m} months"
                     for m in months_ahead.clip(upper=HORIZON_MONTHS)
                 ],
