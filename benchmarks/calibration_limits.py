@@ -35,7 +35,11 @@ from sklearn.metrics import roc_auc_score
 
 from booking_platform.core.features import SCORED_ON, build_feature_set
 from booking_platform.core.metrics import calibration_error
-from booking_platform.core.net_demand import GROUPINGS
+from booking_platform.core.net_demand import cancellation_units
+from booking_platform.core.performance_estimation import (
+    calibration_error_per_draw,
+    simulated_labels,
+)
 from booking_platform.core.training import (
     DEFAULT_PARAMS,
     SEED,
@@ -54,19 +58,12 @@ def chance_errors(
     """Calibration error of DRAWS outcome draws from `proba` itself (a model right by
     construction). `grouped`: identical rows share one draw; `shock_sd`: every hotel and arrival
     month shares one log-odds shock ~ N(0, shock_sd) per draw."""
-    unit = (
-        rows.groupby(list(GROUPINGS["identical_rows"]), dropna=False, sort=False).ngroup()
-        if grouped
-        else pd.Series(np.arange(len(rows)))
-    ).to_numpy()
+    units = cancellation_units(rows) if grouped else None
     cell = pd.factorize(rows["hotel"] + rows["arrival_date"].dt.strftime("%Y-%m"))[0]
-    log_odds = logit(np.clip(proba, 1e-9, 1 - 1e-9))
-    errors = np.empty(DRAWS)
-    for draw in range(DRAWS):
-        shock = rng.normal(0.0, shock_sd, cell.max() + 1)[cell] if shock_sd else 0.0
-        outcome = rng.random(unit.max() + 1)[unit] < expit(log_odds + shock)
-        errors[draw] = calibration_error(outcome.astype(int), proba)
-    return errors
+    shock = rng.normal(0.0, shock_sd, (DRAWS, cell.max() + 1))[:, cell]
+    drawn_from = expit(logit(np.clip(proba, 1e-9, 1 - 1e-9)) + shock) if shock_sd else proba
+    labels = simulated_labels(drawn_from, DRAWS, int(rng.integers(2**32)), units)
+    return calibration_error_per_draw(proba, labels)
 
 
 def recency_model(

@@ -24,7 +24,7 @@ from scipy.special import expit, logit
 
 from booking_platform.core.cleaning import clean_bookings
 from booking_platform.core.demand_replay import replay_month
-from booking_platform.core.performance_estimation import roc_auc_per_draw
+from booking_platform.core.performance_estimation import roc_auc_per_draw, simulated_labels
 from booking_platform.core.snapshots import month_starts, parse_month_or_date
 from booking_platform.core.source import read_bookings
 from booking_platform.core.training import SEED
@@ -39,20 +39,16 @@ def chance_errors(
     """Mean absolute distance of a right model's drawn ROC AUC from `estimate`, per way of
     drawing the outcomes."""
     proba = month["cancel_probability"].to_numpy()
-    units = pd.factorize(month["unit"])[0]
     hotels = pd.factorize(month["hotel"])[0]
     log_odds = logit(np.clip(proba, 1e-9, 1 - 1e-9))
-    ways = {"independent": (False, 0.0), "groups": (True, 0.0)}
-    ways |= {f"groups, shock {sd}": (True, sd) for sd in SHOCKS}
+    ways = {"independent": (None, 0.0), "groups": (month["unit"].to_numpy(), 0.0)}
+    ways |= {f"groups, shock {sd}": (month["unit"].to_numpy(), sd) for sd in SHOCKS}
     errors = {}
-    for name, (grouped, sd) in ways.items():
-        uniform = (
-            rng.random((DRAWS, units.max() + 1))[:, units]
-            if grouped
-            else rng.random((DRAWS, len(proba)))
-        )
-        shock = rng.normal(0.0, sd, (DRAWS, hotels.max() + 1))[:, hotels] if sd else 0.0
-        auc = roc_auc_per_draw(proba, (uniform < expit(log_odds + shock)).astype(np.int8))
+    for name, (units, sd) in ways.items():
+        shock = rng.normal(0.0, sd, (DRAWS, hotels.max() + 1))[:, hotels]
+        drawn_from = expit(log_odds + shock) if sd else proba
+        labels = simulated_labels(drawn_from, DRAWS, int(rng.integers(2**32)), units)
+        auc = roc_auc_per_draw(proba, labels)
         errors[name] = float(np.nanmean(np.abs(auc - estimate)))
     return errors
 

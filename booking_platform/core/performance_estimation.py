@@ -59,10 +59,11 @@ def simulated_labels(
 ) -> np.ndarray:
     """Label draws (draws x bookings) as a calibrated model says they fall. `units`
     (net_demand.cancellation_units): bookings of one unit share their draw; None: each its own.
+    `proba`: one probability per booking, or one row of them per draw (draws x bookings).
     """
     rng = np.random.default_rng(seed)
     if units is None:
-        return (rng.random((draws, len(proba))) < proba).astype(np.int8)
+        return (rng.random((draws, np.shape(proba)[-1])) < proba).astype(np.int8)
     codes, distinct = pd.factorize(units)
     return (rng.random((draws, len(distinct)))[:, codes] < proba).astype(np.int8)
 
@@ -123,10 +124,12 @@ def estimate_by_arrival_month(
     """One row per arrival month of scored open bookings (`arrival_date`, `cancel_probability`);
     `units`: one per row of `scored`, as simulated_labels takes them."""
     months = scored["arrival_date"].dt.strftime("%Y-%m").to_numpy()
+    proba = scored["cancel_probability"].to_numpy()
+    units = None if units is None else np.asarray(units)
     rows = []
     for month in np.unique(months):
-        rows_of_month = months == month
-        proba = scored["cancel_probability"].to_numpy()[rows_of_month]
-        in_month = None if units is None else np.asarray(units)[rows_of_month]
-        rows.append({"arrival_month": month, **estimate_performance(proba, draws, seed, in_month)})
+        of_month = months == month
+        in_month = None if units is None else units[of_month]
+        estimate = estimate_performance(proba[of_month], draws, seed, in_month)
+        rows.append({"arrival_month": month, **estimate})
     return pd.DataFrame(rows, columns=COLUMNS)
