@@ -80,6 +80,11 @@ def test_bookings_of_one_unit_share_their_draw() -> None:
     assert (labels[:, 3] == labels[:, 4]).all()
     assert (labels[:, 0] != labels[:, 3]).any() and (labels[:, 3] != labels[:, 5]).any()
     assert labels.mean() == pytest.approx(0.4, abs=0.05)
+    # a probability row per draw (a shock shared by the draw): certain rows give certain labels
+    per_draw = np.array([[0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    for units in (None, np.array([1, 1, 2])):
+        drawn = simulated_labels(per_draw, draws=2, units=units)
+        np.testing.assert_array_equal(drawn, per_draw.astype(np.int8))
 
 
 def test_a_group_that_cancels_together_is_one_draw_for_the_calibration_error() -> None:
