@@ -1,5 +1,5 @@
-"""How low can the calibration error go on one as-of date's arrivals, and do recency weights
-lower it? (issue 17)
+"""How low can the calibration error go on one as-of date's arrivals, and do recency weights or
+a seasonal calibrator lower it? (issue 17)
 
 The floor: even a model whose probabilities are exactly right shows some calibration error on
 the bookings of one date, because the outcomes are one draw. This script draws those outcomes
@@ -11,6 +11,10 @@ Beside it, the error the candidate really shows.
 
 Recency weights: the same candidate refit with each training question weighted by
 0.5 ** (days before the as-of date it was asked / half-life), a standard answer to drift.
+
+Seasonal calibrators: Platt and isotonic maps fit on the arrivals of the same months a year
+earlier (SEASON_MONTHS from the as-of date's month), scored by the candidate's recipe fit on the
+rest of history, then applied to the candidate: a calibration that knows the season.
 
 Candidate as `open_bookings_level.py` trains it (uncalibrated, seed 42). Sets as the model
 search reports them: all arrivals from the as-of date asked at booking; the bookings open on it.
@@ -33,7 +37,8 @@ from scipy.special import expit, logit
 from seed_model_comparison import test_sets
 from sklearn.metrics import roc_auc_score
 
-from booking_platform.core.features import SCORED_ON, build_feature_set
+from booking_platform.core.calibration import METHODS, Calibrator, fit_calibrator
+from booking_platform.core.features import SCORED_ON, FeatureSet, build_feature_set
 from booking_platform.core.metrics import calibration_error
 from booking_platform.core.net_demand import cancellation_units
 from booking_platform.core.performance_estimation import (
@@ -44,11 +49,13 @@ from booking_platform.core.training import (
     DEFAULT_PARAMS,
     SEED,
     CancellationModel,
+    fit_classifier,
     train_and_validate,
     training_questions,
 )
 
 DRAWS = 200
+SEASON_MONTHS = 4  # the months after the as-of date the sets mostly hold (May-August for May)
 FLOOR_SHOCKS = (0.0, 0.5, 0.75)  # log-odds sd; issue 16's replay chose 0.5-1.0 for its intervals
 
 
@@ -67,7 +74,7 @@ def chance_errors(
 
 
 def recency_model(
-    feature_set, history: pd.DataFrame, as_of: date, half_life: float
+    feature_set: FeatureSet, history: pd.DataFrame, as_of: date, half_life: float
 ) -> CancellationModel:
     """The candidate's final fit (all history, the same questions) with recency weights."""
     questions = training_questions(history, SEED)
@@ -78,6 +85,26 @@ def recency_model(
         sample_weight=0.5 ** (age / half_life),
     )
     return CancellationModel(builder=feature_set.builder, classifier=classifier)
+
+
+def seasonal_calibrators(
+    feature_set: FeatureSet, history: pd.DataFrame, as_of: date
+) -> dict[str, Calibrator]:
+    """Each calibration method fit on the arrivals of the SEASON_MONTHS months from a year
+    before `as_of`, as scored by the candidate's recipe fit on the rest of history."""
+    questions = training_questions(history, SEED)
+    features = feature_set.builder.transform(questions)
+    labels = questions["is_canceled"].to_numpy()
+    start = pd.Timestamp(as_of) - pd.DateOffset(years=1)
+    end = start + pd.DateOffset(months=SEASON_MONTHS)
+    season = questions["arrival_date"].between(start, end, inclusive="left").to_numpy()
+    scorer = fit_classifier(features[~season], labels[~season], {"random_state": SEED})
+    raw = scorer.predict_proba(features[season])[:, 1]
+    return {method: fit_calibrator(method, labels[season], raw) for method in METHODS}
+
+
+def _error_and_level(labels: np.ndarray, proba: np.ndarray) -> str:
+    return f"{calibration_error(labels, proba):.4f} / {proba.mean() - labels.mean():+.3f}"
 
 
 def main() -> None:
@@ -96,6 +123,9 @@ def main() -> None:
                 f"chance, {'groups' if grouped else 'independent'}, shock {shock}\nmedian / p90",
                 justify="right",
             )
+    seasonal = Table(title="Seasonal calibrators: calibration error / p - rate")
+    for column in ("as of", "set", *METHODS):
+        seasonal.add_column(column, justify="right")
     weighted = Table(title="Recency weights: ROC AUC / calibration error / p - rate")
     for column in ("as of", "set", "no weights", *(f"half-life {h:g} d" for h in args.half_lives)):
         weighted.add_column(column, justify="right")
@@ -109,17 +139,22 @@ def main() -> None:
         }
         for half_life in args.half_lives:
             models[half_life] = recency_model(feature_set, history, as_of, half_life)
+        calibrators = seasonal_calibrators(feature_set, history, as_of)
         for name, rows in test_sets(cleaned, as_of).items():
             labels = rows["is_canceled"].to_numpy()
             cells = []
             for model in models.values():
                 proba = model.predict_proba(rows)
                 cells.append(
-                    f"{roc_auc_score(labels, proba):.4f} / "
-                    f"{calibration_error(labels, proba):.4f} / {proba.mean() - labels.mean():+.3f}"
+                    f"{roc_auc_score(labels, proba):.4f} / {_error_and_level(labels, proba)}"
                 )
             weighted.add_row(str(as_of), name, *cells)
-            proba = models["no weights"].predict_proba(rows)
+            proba = models["no weights"].predict_proba(rows)  # uncalibrated
+            seasonal.add_row(
+                str(as_of),
+                name,
+                *(_error_and_level(labels, c.apply(proba)) for c in calibrators.values()),
+            )
             chances = [
                 chance_errors(rows, proba, grouped, shock, rng)
                 for shock in FLOOR_SHOCKS
@@ -136,6 +171,7 @@ def main() -> None:
     console = Console(width=200)
     console.print(floor)
     console.print(weighted)
+    console.print(seasonal)
 
 
 if __name__ == "__main__":
