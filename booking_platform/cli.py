@@ -26,6 +26,8 @@ from booking_platform.config import CLUSTER, MODEL_NAME, Settings, load_settings
 from booking_platform.core.tables import CLEANED_BOOKINGS, PREDICTIONS, QUARANTINED_BOOKINGS
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from booking_platform.core.source import RawSource
 
 # Each command imports what it needs inside its function: a person typing `explain` or
@@ -666,6 +668,17 @@ def backtest(settings: Settings, months: list[date], seeds: int) -> int:
     return 0
 
 
+def shock_caption(nights: pd.DataFrame) -> str:
+    """What `demand` says of the shared shocks a forecast's nights (read_nights) took."""
+    intervals, headroom = nights[["intervals_shock_sd", "headroom_shock_sd"]].iloc[0]
+    if intervals != intervals:  # NaN: made before the shock grid was kept
+        return "shared shock not recorded (the forecast predates the shock grid)"
+    return (
+        f"shared shock sd {intervals:g} for the intervals, {headroom:g} for the headroom "
+        "(docs/design.md)"
+    )
+
+
 def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: date | None) -> int:
     """Print one hotel's nights from the net_demand table (core/net_demand.py `read_nights`)."""
     import pandas as pd
@@ -687,8 +700,7 @@ def show_demand(settings: Settings, hotel: str, start: date, end: date, as_of: d
         "(bookings made later are not counted)",
         caption=f"capacity: {nights['capacity_source'].iloc[0]}; headroom: rooms that can "
         f"still be sold with a walk risk under {nights['walk_risk'].iloc[0]:.0%}; "
-        f"shared shock sd {nights['intervals_shock_sd'].iloc[0]:g} for the intervals, "
-        f"{nights['headroom_shock_sd'].iloc[0]:g} for the headroom (docs/design.md)"
+        f"{shock_caption(nights)}"
         if len(nights)
         else None,
     )

@@ -254,3 +254,23 @@ def test_demand_command_refuses_in_one_line(
     assert main(["demand", *args]) == 2
     out = capsys.readouterr().out.strip()
     assert message in out and len(out.splitlines()) == 1
+
+
+def test_demand_says_when_a_forecast_predates_the_shock_grid(
+    demand_env: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # a warehouse written before the grid was kept: the same forecast, no grid table
+    older = replace(demand_env, home=tmp_path)
+    older.warehouse_path.write_bytes(demand_env.warehouse_path.read_bytes())
+    with duckdb.connect(str(older.warehouse_path)) as connection:
+        connection.execute(f"DROP TABLE {NET_DEMAND_SHOCK_GRID.name}")
+    monkeypatch.setenv("BOOKING_PLATFORM_HOME", str(tmp_path))
+    args = ["demand", "--hotel", "City Hotel", "--from", "2017-05-01", "--to", "2017-05-03"]
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Mon 2017-05-01" in out
+    assert "shared shock not recorded (the forecast predates the shock grid)" in out
+    assert "nan" not in out
