@@ -25,6 +25,7 @@ search reports them: all arrivals from the as-of date asked at booking; the book
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import lightgbm as lgb
@@ -38,7 +39,7 @@ from seed_model_comparison import test_sets
 from sklearn.metrics import roc_auc_score
 
 from booking_platform.core.calibration import METHODS, Calibrator, fit_calibrator
-from booking_platform.core.features import SCORED_ON, FeatureSet, build_feature_set
+from booking_platform.core.features import SCORED_ON, FeatureBuilder, FeatureSet, build_feature_set
 from booking_platform.core.metrics import calibration_error
 from booking_platform.core.net_demand import cancellation_units
 from booking_platform.core.performance_estimation import (
@@ -73,31 +74,38 @@ def chance_errors(
     return calibration_error_per_draw(proba, labels)
 
 
+@dataclass(frozen=True)
+class Questions:
+    """History asked as the candidate asks it (training_questions), encoded once per date."""
+
+    frame: pd.DataFrame
+    features: pd.DataFrame
+    labels: np.ndarray
+
+
+def asked(feature_set: FeatureSet, history: pd.DataFrame) -> Questions:
+    frame = training_questions(history, SEED)
+    return Questions(frame, feature_set.builder.transform(frame), frame["is_canceled"].to_numpy())
+
+
 def recency_model(
-    feature_set: FeatureSet, history: pd.DataFrame, as_of: date, half_life: float
+    questions: Questions, builder: FeatureBuilder, as_of: date, half_life: float
 ) -> CancellationModel:
     """The candidate's final fit (all history, the same questions) with recency weights."""
-    questions = training_questions(history, SEED)
-    age = (pd.Timestamp(as_of) - pd.to_datetime(questions[SCORED_ON])).dt.days.to_numpy()
+    age = (pd.Timestamp(as_of) - pd.to_datetime(questions.frame[SCORED_ON])).dt.days.to_numpy()
     classifier = lgb.LGBMClassifier(**{**DEFAULT_PARAMS, "random_state": SEED}).fit(
-        feature_set.builder.transform(questions),
-        questions["is_canceled"].to_numpy(),
-        sample_weight=0.5 ** (age / half_life),
+        questions.features, questions.labels, sample_weight=0.5 ** (age / half_life)
     )
-    return CancellationModel(builder=feature_set.builder, classifier=classifier)
+    return CancellationModel(builder=builder, classifier=classifier)
 
 
-def seasonal_calibrators(
-    feature_set: FeatureSet, history: pd.DataFrame, as_of: date
-) -> dict[str, Calibrator]:
+def seasonal_calibrators(questions: Questions, as_of: date) -> dict[str, Calibrator]:
     """Each calibration method fit on the arrivals of the SEASON_MONTHS months from a year
     before `as_of`, as scored by the candidate's recipe fit on the rest of history."""
-    questions = training_questions(history, SEED)
-    features = feature_set.builder.transform(questions)
-    labels = questions["is_canceled"].to_numpy()
     start = pd.Timestamp(as_of) - pd.DateOffset(years=1)
     end = start + pd.DateOffset(months=SEASON_MONTHS)
-    season = questions["arrival_date"].between(start, end, inclusive="left").to_numpy()
+    season = questions.frame["arrival_date"].between(start, end, inclusive="left").to_numpy()
+    features, labels = questions.features, questions.labels
     scorer = fit_classifier(features[~season], labels[~season], {"random_state": SEED})
     raw = scorer.predict_proba(features[season])[:, 1]
     return {method: fit_calibrator(method, labels[season], raw) for method in METHODS}
@@ -137,9 +145,10 @@ def main() -> None:
                 history, feature_set.builder, as_of, seed=SEED, calibrate=False
             ).model
         }
+        questions = asked(feature_set, history)
         for half_life in args.half_lives:
-            models[half_life] = recency_model(feature_set, history, as_of, half_life)
-        calibrators = seasonal_calibrators(feature_set, history, as_of)
+            models[half_life] = recency_model(questions, feature_set.builder, as_of, half_life)
+        calibrators = seasonal_calibrators(questions, as_of)
         for name, rows in test_sets(cleaned, as_of).items():
             labels = rows["is_canceled"].to_numpy()
             cells = []

@@ -30,7 +30,8 @@ from booking_platform.core.training import SEED, train_and_validate
 
 
 def _keyed(bookings: pd.DataFrame, by: tuple[str, ...]) -> np.ndarray:
-    return bookings[list(by)].astype(str).agg(" | ".join, axis=1).to_numpy()
+    first, *others = (bookings[column].astype(str) for column in by)
+    return first.str.cat(others, sep=" | ").to_numpy() if others else first.to_numpy()
 
 
 class HazardTable:

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -671,7 +672,7 @@ def backtest(settings: Settings, months: list[date], seeds: int) -> int:
 def shock_caption(nights: pd.DataFrame) -> str:
     """What `demand` says of the shared shocks a forecast's nights (read_nights) took."""
     intervals, headroom = nights[["intervals_shock_sd", "headroom_shock_sd"]].iloc[0]
-    if intervals != intervals:  # NaN: made before the shock grid was kept
+    if math.isnan(intervals):  # made before the shock grid was kept
         return "shared shock not recorded (the forecast predates the shock grid)"
     return (
         f"shared shock sd {intervals:g} for the intervals, {headroom:g} for the headroom "
