@@ -230,15 +230,16 @@ def reasons_table(model: CancellationModel, open_rows: pd.DataFrame, repeats: in
     table = Table(
         title=f"(d) reasons: exact contributions for the {len(open_rows):,} open bookings, "
         f"median of {repeats}",
-        caption="before = LightGBM pred_contrib on each distinct booking row; now = each tree "
-        "once per distinct way through it, two threads (core/tree_contributions.py); "
+        caption="before = LightGBM pred_contrib on each distinct booking row; now = each tree"
+        "'s leaves once per way the rows pass their paths, one thread "
+        "(core/tree_contributions.py); "
         f"largest difference {np.abs(now - before).max():.1e} (must be < 1e-9); target 3x.",
     )
     for column in ("path", "median s", "min s", "max s", "before / this"):
         table.add_column(column, justify="right")
     for name, seconds, ratio in (
         ("before: pred_contrib per distinct row", before_seconds, 1.0),
-        ("now: per tree, per decision pattern", now_seconds, speedup),
+        ("now: per leaf, per way through its path", now_seconds, speedup),
     ):
         colour = "green" if ratio >= REASONS_TARGET_SPEEDUP or ratio == 1.0 else "red"
         table.add_row(

@@ -41,8 +41,8 @@ def test_champion_beats_the_out_of_time_floor_on_real_data(
     assert auc >= MIN_OUT_OF_TIME_AUC
     assert 5_000 < scored < len(later)
 
-    # the reasons' exact contributions for the open bookings, computed once per distinct way
-    # through each tree (core/tree_contributions.py), are LightGBM's own
+    # the reasons' exact contributions for the open bookings, computed once per leaf and per
+    # way to it (core/tree_contributions.py), are LightGBM's own
     features = champion.model.builder.transform(open_bookings(cleaned, AS_OF))
     assert len(features) == scored
     ours = contributions(champion.model, features)

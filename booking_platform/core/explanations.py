@@ -43,9 +43,10 @@ class Reason:
 def contributions(model: CancellationModel, features: pd.DataFrame) -> np.ndarray:
     """Per-booking contributions in log-odds: one column per feature, the last is the bias.
 
-    TreeSHAP costs about 2 ms of CPU per booking, and a fifth of the open bookings repeat another
-    one feature for feature (rooms of one group booking): each distinct row is explained once,
-    and each tree once per distinct way through it (core/tree_contributions.py).
+    LightGBM's TreeSHAP costs about 2 ms of CPU per booking, and a fifth of the open bookings
+    repeat another one feature for feature (rooms of one group booking): each distinct row is
+    explained once, and each leaf's share once per way the rows pass its path
+    (core/tree_contributions.py).
     """
     if features.empty:
         return np.empty((0, features.shape[1] + 1))
