@@ -288,23 +288,23 @@ class LeafTable:
         self.trees = trees
         sizes = [1 << leaves.path_features for leaves in trees]
         tree_starts = np.cumsum([0, *(int(size.sum()) for size in sizes)])[:-1]
-        self.starts = [  # where each leaf's masks begin
+        self.leaf_starts = [  # where each leaf's masks begin
             start + np.cumsum(size) - size for start, size in zip(tree_starts, sizes, strict=True)
         ]
         self.entries = mask_entries(trees)
         self.widest = max((int(leaves.path_features.max()) for leaves in trees), default=0)
         self.seen = np.zeros(self.entries, bool)
-        self.row_of_entry = np.zeros(0, np.int64)
+        self.start_of_entry = np.zeros(0, np.int64)  # where a (leaf, mask)'s shares begin in added
         self.added = np.zeros(0)
 
     def mark(self, tree: int, masks: np.ndarray) -> None:
-        self.seen[(masks + self.starts[tree][:, None]).ravel()] = True
+        self.seen[(masks + self.leaf_starts[tree][:, None]).ravel()] = True
 
     def compute(self) -> None:
         entries = np.flatnonzero(self.seen)
-        self.row_of_entry = np.full(self.entries, -1, np.int64)
-        self.row_of_entry[entries] = np.arange(len(entries)) * self.widest
-        starts = np.concatenate(self.starts)
+        self.start_of_entry = np.full(self.entries, -1, np.int64)
+        self.start_of_entry[entries] = np.arange(len(entries)) * self.widest
+        starts = np.concatenate(self.leaf_starts)
         owner = np.searchsorted(starts, entries, side="right") - 1  # a leaf of all the trees
         masks = entries - starts[owner]
         path_features = np.concatenate([leaves.path_features for leaves in self.trees])
@@ -324,8 +324,8 @@ class LeafTable:
         """The features the tree splits on, and what it adds to each of them for each column of
         `masks` (features x columns)."""
         leaves = self.trees[tree]
-        rows = self.row_of_entry[masks + self.starts[tree][:, None]]
-        added = self.added[rows[leaves.slot_leaf] + leaves.slot_bit[:, None]]
+        starts = self.start_of_entry[masks + self.leaf_starts[tree][:, None]]
+        added = self.added[starts[leaves.slot_leaf] + leaves.slot_bit[:, None]]
         features, slot_column = np.unique(leaves.slot_feature, return_inverse=True)
         to_features = np.zeros((len(features), len(slot_column)))
         to_features[slot_column, np.arange(len(slot_column))] = 1.0
