@@ -36,9 +36,10 @@ import numpy as np
 # Below this many rows, one `pred_contrib` call is cheaper than reading and tabulating the trees
 # (the two took the same time at about 256 rows on 2026-12-03, with the platform's model).
 MIN_ROWS_PER_PATTERN_PATH = 256
-# A leaf's masks are indexed in a table of 2^|U| entries; past this many entries over all
-# leaves (a booster with very deep paths) `pred_contrib` is used instead.
-MAX_MASK_ENTRIES = 1 << 26
+# A leaf's masks are indexed in a table of 2^|U| entries, 9 bytes each; past this many entries
+# over all leaves (150 MB; a booster with very deep paths) `pred_contrib` is used instead. The
+# platform's model at 2017-05-01 has 3.3 million.
+MAX_MASK_ENTRIES = 1 << 24
 ZERO_THRESHOLD = (
     1e-35  # LightGBM's kZeroThreshold: |value| below it is "zero" for missing_type Zero
 )
