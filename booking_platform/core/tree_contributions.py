@@ -220,10 +220,9 @@ def _tree_leaves(fields: dict[str, str], row_of_node: np.ndarray) -> TreeLeaves:
         )
         for r in range(deepest)
     )
-    total = node_count[0] if splits else leaf_count.sum()
     return TreeLeaves(
         values=values,
-        expected=float((values * leaf_count).sum() / total) if splits else float(values[0]),
+        expected=float((values * leaf_count).sum() / node_count[0]) if splits else float(values[0]),
         path_features=np.array([len(path) for path in paths], np.int64),
         slot_leaf=np.array([slot[0] for slot in slots], np.intp),
         slot_bit=np.array([slot[1] for slot in slots], np.int64),
